@@ -1,0 +1,158 @@
+/*
+ * select backend.
+ *
+ * Mechanism: two bit sets (read, write) copied into scratch sets and handed to select(2) on
+ * every wait; the answer is found by scanning the scratch sets a word at a time. A wait
+ * costs O(highest fd), however few fds are ready. Level-triggered by nature.
+ *
+ * Limits and how they are met: glibc's fd_set holds FD_SETSIZE (1024) bits and FD_SET past
+ * it is undefined behaviour. This backend never uses fd_set storage or the FD_* macros: it
+ * sizes its own arrays of words to the highest registered fd, which the kernel accepts for
+ * any nfds up to RLIMIT_NOFILE. So fds above 1024 work, only more slowly.
+ *
+ * Quirks handled here:
+ * - select cannot report hang-up; an error or EOF shows as readable and writable, which is
+ *   all the contract requires (the hangup_or_error hint stays clear).
+ * - One closed fd in the sets fails the whole call with EBADF. The registered fds are then
+ *   probed with fcntl(F_GETFD) and each closed one is reported once as invalid; the caller
+ *   removes it, and the next wait is clean.
+ * - Timeouts have microsecond precision, rounded up so that a wait never ends early.
+ */
+#include <fcntl.h>
+#include <sys/select.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <new>
+
+#include "reactor/core/backend.hpp"
+
+namespace reactor::backends {
+
+namespace {
+
+using Word = unsigned long;  // the kernel's unit for fd sets
+constexpr int kWordBits = static_cast<int>(sizeof(Word) * 8);
+
+class SelectBackend final : public Backend {
+ public:
+  std::string_view name() const noexcept override { return "select"; }
+
+  std::error_code add(int fd, Interest interest, std::uint64_t token) noexcept override {
+    if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) {
+      return std::make_error_code(std::errc::bad_file_descriptor);
+    }
+    if (registered(fd)) return std::make_error_code(std::errc::file_exists);
+    try {
+      const std::size_t words = static_cast<std::size_t>(fd / kWordBits) + 1;
+      if (static_cast<std::size_t>(fd) >= regs_.size()) regs_.resize(fd + 1);
+      if (read_.size() < words) {
+        read_.resize(words);
+        write_.resize(words);
+        scratch_read_.resize(words);
+        scratch_write_.resize(words);
+      }
+    } catch (const std::bad_alloc&) {
+      return std::make_error_code(std::errc::not_enough_memory);
+    }
+    regs_[fd] = Reg{token, Interest::none, true};
+    set(fd, interest);
+    return {};
+  }
+
+  std::error_code modify(int fd, Interest interest, std::uint64_t token) noexcept override {
+    if (!registered(fd)) return std::make_error_code(std::errc::no_such_file_or_directory);
+    regs_[fd].token = token;
+    set(fd, interest);
+    return {};
+  }
+
+  void remove(int fd) noexcept override {
+    if (!registered(fd)) return;
+    set(fd, Interest::none);
+    regs_[fd].registered = false;
+  }
+
+  std::error_code poll(std::vector<Readiness>& out,
+                       std::optional<std::chrono::nanoseconds> timeout) noexcept override {
+    timeval tv{};
+    if (timeout) {
+      const auto ns = std::max<std::int64_t>(timeout->count(), 0);
+      const auto us = ns / 1000 + (ns % 1000 != 0 ? 1 : 0);
+      tv.tv_sec = static_cast<time_t>(us / 1'000'000);
+      tv.tv_usec = static_cast<suseconds_t>(us % 1'000'000);
+    }
+    const int nfds = max_fd_ + 1;
+    const std::size_t words = nfds > 0 ? static_cast<std::size_t>((nfds - 1) / kWordBits) + 1 : 0;
+    std::copy_n(read_.begin(), words, scratch_read_.begin());
+    std::copy_n(write_.begin(), words, scratch_write_.begin());
+    const int n = ::select(nfds, as_set(scratch_read_), as_set(scratch_write_), nullptr,
+                           timeout ? &tv : nullptr);
+    if (n < 0) {
+      if (errno == EINTR) return {};
+      if (errno == EBADF) return report_closed(out);
+      return {errno, std::generic_category()};
+    }
+    for (std::size_t w = 0; w < words && out.size() < out.capacity(); ++w) {
+      Word any = scratch_read_[w] | scratch_write_[w];
+      while (any != 0 && out.size() < out.capacity()) {
+        const int bit = __builtin_ctzl(any);
+        any &= any - 1;
+        const Word mask = Word{1} << bit;
+        const int fd = static_cast<int>(w) * kWordBits + bit;
+        std::uint8_t bits = 0;
+        if (scratch_read_[w] & mask) bits |= IoEvents::kReadable;
+        if (scratch_write_[w] & mask) bits |= IoEvents::kWritable;
+        out.push_back(Readiness{regs_[fd].token, IoEvents{bits}});
+      }
+    }
+    return {};
+  }
+
+ private:
+  struct Reg {
+    std::uint64_t token = 0;
+    Interest interest = Interest::none;
+    bool registered = false;
+  };
+
+  // The kernel reads nfds bits from these words; fd_set is only the pointer type it wants.
+  static fd_set* as_set(std::vector<Word>& words) noexcept {
+    return words.empty() ? nullptr : reinterpret_cast<fd_set*>(words.data());
+  }
+
+  bool registered(int fd) const noexcept {
+    return fd >= 0 && static_cast<std::size_t>(fd) < regs_.size() && regs_[fd].registered;
+  }
+
+  void set(int fd, Interest interest) noexcept {
+    const std::size_t w = static_cast<std::size_t>(fd / kWordBits);
+    const Word mask = Word{1} << (fd % kWordBits);
+    read_[w] = has(interest, Interest::read) ? (read_[w] | mask) : (read_[w] & ~mask);
+    write_[w] = has(interest, Interest::write) ? (write_[w] | mask) : (write_[w] & ~mask);
+    regs_[fd].interest = interest;
+    if (interest != Interest::none) {
+      if (fd > max_fd_) max_fd_ = fd;
+    } else if (fd == max_fd_) {
+      while (max_fd_ >= 0 && regs_[max_fd_].interest == Interest::none) --max_fd_;
+    }
+  }
+
+  std::error_code report_closed(std::vector<Readiness>& out) noexcept {
+    for (int fd = 0; fd <= max_fd_ && out.size() < out.capacity(); ++fd) {
+      if (regs_[fd].interest == Interest::none || ::fcntl(fd, F_GETFD) >= 0) continue;
+      out.push_back(Readiness{regs_[fd].token, IoEvents{IoEvents::kInvalid}});
+    }
+    return {};
+  }
+
+  std::vector<Word> read_, write_, scratch_read_, scratch_write_;
+  std::vector<Reg> regs_;  // by fd
+  int max_fd_ = -1;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_select() { return std::make_unique<SelectBackend>(); }
+
+}  // namespace reactor::backends

@@ -1,0 +1,226 @@
+/*
+ * uv backend: a real libuv loop.
+ *
+ * Mechanism: one uv_loop_t; one uv_poll_t per watched fd; one uv_timer_t for the wait's
+ * timeout. poll() starts the timer and runs uv_run(UV_RUN_ONCE); the poll callbacks append
+ * to the batch. On Linux libuv is itself epoll, level-triggered, so readiness matches the
+ * epoll backend's.
+ *
+ * Quirks handled here:
+ * - libuv abort()s when epoll_ctl fails inside uv_run, which happens if uv_poll_start is
+ *   called for an fd that was closed (or closed and reused) behind our back. modify()
+ *   therefore checks, before every uv_poll_start, that the fd still names the same file
+ *   (fstat: device and inode recorded at add()), and answers EBADF instead.
+ * - On EPOLLERR libuv stops the handle and reports UV_EBADF, even though the fd is fine and
+ *   merely has a pending socket error. We report "hang-up or error" plus the interest (the
+ *   contract's level-triggered error report), and start the handle again. Only when the fd
+ *   really is closed (fcntl says EBADF) is it reported invalid.
+ * - uv_poll_init puts the fd in non-blocking mode (a libuv side effect; our sockets are
+ *   non-blocking anyway).
+ * - A uv_poll_t may be freed only after its close callback, which runs inside a later
+ *   uv_run; remove() closes the handle and the callback frees it.
+ * - In one UV_RUN_ONCE libuv may call epoll_wait several times and report an fd twice; the
+ *   second report is merged into the first entry.
+ * - libuv's loop time is cached in whole milliseconds: the clock is refreshed before the
+ *   timeout timer is started, and the timeout is rounded up by a further millisecond, so
+ *   that the wait never ends early.
+ *
+ * Limits: those of epoll.
+ */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <climits>
+#include <new>
+#include <system_error>
+
+#include "reactor/core/backend.hpp"
+
+namespace reactor::backends {
+
+namespace {
+
+std::error_code uv_code(int status) noexcept { return {-status, std::generic_category()}; }
+
+int uv_mask(Interest interest) noexcept {
+  return (has(interest, Interest::read) ? UV_READABLE : 0) |
+         (has(interest, Interest::write) ? UV_WRITABLE : 0);
+}
+
+class UvBackend;
+
+// One watched fd. `handle` comes first so that a uv_handle_t* converts back to a Watch*.
+struct Watch {
+  uv_poll_t handle;
+  UvBackend* owner;
+  int fd;
+  std::uint64_t token;
+  Interest interest = Interest::none;
+  dev_t device;
+  ino_t inode;
+  std::uint64_t batch = 0;    // the poll() that last reported this fd
+  std::size_t out_index = 0;  // where, in that batch
+};
+
+class UvBackend final : public Backend {
+ public:
+  UvBackend() {
+    if (int rc = uv_loop_init(&loop_); rc != 0)
+      throw std::system_error(uv_code(rc), "uv_loop_init");
+    uv_timer_init(&loop_, &timer_);
+  }
+
+  ~UvBackend() override {
+    for (Watch* w : watches_) {
+      if (w != nullptr) close(w);
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+    // Close callbacks run inside uv_run; the loop can be closed once they have.
+    while (uv_run(&loop_, UV_RUN_NOWAIT) != 0) {
+    }
+    uv_loop_close(&loop_);
+  }
+
+  std::string_view name() const noexcept override { return "uv"; }
+
+  std::error_code add(int fd, Interest interest, std::uint64_t token) noexcept override {
+    if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+    if (find(fd) != nullptr) return std::make_error_code(std::errc::file_exists);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return {errno, std::generic_category()};
+    Watch* w = nullptr;
+    try {
+      if (static_cast<std::size_t>(fd) >= watches_.size()) watches_.resize(fd + 1, nullptr);
+      w = new Watch{};
+    } catch (const std::bad_alloc&) {
+      return std::make_error_code(std::errc::not_enough_memory);
+    }
+    if (int rc = uv_poll_init(&loop_, &w->handle, fd); rc != 0) {
+      delete w;  // never initialised as a handle: no close needed
+      return uv_code(rc);
+    }
+    w->owner = this;
+    w->fd = fd;
+    w->token = token;
+    w->device = st.st_dev;
+    w->inode = st.st_ino;
+    watches_[fd] = w;
+    if (interest != Interest::none) {
+      if (int rc = uv_poll_start(&w->handle, uv_mask(interest), on_poll); rc != 0) {
+        remove(fd);
+        return uv_code(rc);
+      }
+    }
+    w->interest = interest;
+    return {};
+  }
+
+  std::error_code modify(int fd, Interest interest, std::uint64_t token) noexcept override {
+    Watch* w = find(fd);
+    if (w == nullptr) return std::make_error_code(std::errc::no_such_file_or_directory);
+    w->token = token;
+    if (interest == w->interest) return {};
+    if (interest == Interest::none) {
+      uv_poll_stop(&w->handle);
+    } else {
+      if (!same_file(*w)) return std::make_error_code(std::errc::bad_file_descriptor);
+      if (int rc = uv_poll_start(&w->handle, uv_mask(interest), on_poll); rc != 0) {
+        return uv_code(rc);
+      }
+    }
+    w->interest = interest;
+    return {};
+  }
+
+  void remove(int fd) noexcept override {
+    if (Watch* w = find(fd)) {
+      watches_[fd] = nullptr;
+      close(w);
+    }
+  }
+
+  std::error_code poll(std::vector<Readiness>& out,
+                       std::optional<std::chrono::nanoseconds> timeout) noexcept override {
+    out_ = &out;
+    ++batch_;
+    uv_run_mode mode = UV_RUN_ONCE;
+    if (timeout && timeout->count() <= 0) {
+      mode = UV_RUN_NOWAIT;
+    } else if (timeout) {
+      const auto ns = timeout->count();
+      const auto ms = ns / 1'000'000 + (ns % 1'000'000 != 0 ? 1 : 0) + 1;
+      uv_update_time(&loop_);
+      uv_timer_start(
+          &timer_, [](uv_timer_t*) {}, static_cast<std::uint64_t>(ms), 0);
+    }
+    uv_run(&loop_, mode);
+    uv_timer_stop(&timer_);
+    out_ = nullptr;
+    return {};
+  }
+
+  std::error_code after_fork() noexcept override {
+    if (int rc = uv_loop_fork(&loop_); rc != 0) return uv_code(rc);
+    return {};
+  }
+
+ private:
+  Watch* find(int fd) const noexcept {
+    return fd >= 0 && static_cast<std::size_t>(fd) < watches_.size() ? watches_[fd] : nullptr;
+  }
+
+  static bool same_file(const Watch& w) noexcept {
+    struct stat st {};
+    return ::fstat(w.fd, &st) == 0 && st.st_dev == w.device && st.st_ino == w.inode;
+  }
+
+  static void close(Watch* w) noexcept {
+    uv_close(reinterpret_cast<uv_handle_t*>(&w->handle),
+             [](uv_handle_t* h) { delete reinterpret_cast<Watch*>(h); });
+  }
+
+  static void on_poll(uv_poll_t* handle, int status, int events) {
+    Watch* w = reinterpret_cast<Watch*>(handle);
+    w->owner->report(*w, status, events);
+  }
+
+  void report(Watch& w, int status, int events) noexcept {
+    std::uint8_t bits = 0;
+    if (status < 0) {
+      if (::fcntl(w.fd, F_GETFD) < 0) {
+        bits = IoEvents::kInvalid;
+      } else {
+        // A pending socket error, which libuv calls EBADF after stopping the handle.
+        bits = IoEvents::kHangupOrError | static_cast<std::uint8_t>(w.interest);
+        if (w.interest != Interest::none) uv_poll_start(&w.handle, uv_mask(w.interest), on_poll);
+      }
+    } else {
+      if (events & UV_READABLE) bits |= IoEvents::kReadable;
+      if (events & UV_WRITABLE) bits |= IoEvents::kWritable;
+      if (events & UV_DISCONNECT) bits |= IoEvents::kHangupOrError;
+    }
+    if (bits == 0 || out_ == nullptr) return;
+    if (w.batch == batch_) {
+      (*out_)[w.out_index].events.bits |= bits;
+      return;
+    }
+    if (out_->size() == out_->capacity()) return;  // level-triggered: reported next time
+    w.batch = batch_;
+    w.out_index = out_->size();
+    out_->push_back(Readiness{w.token, IoEvents{bits}});
+  }
+
+  uv_loop_t loop_{};
+  uv_timer_t timer_{};
+  std::vector<Watch*> watches_;  // by fd
+  std::vector<Readiness>* out_ = nullptr;
+  std::uint64_t batch_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_uv() { return std::make_unique<UvBackend>(); }
+
+}  // namespace reactor::backends

@@ -1,0 +1,110 @@
+#pragma once
+/// \file
+/// The backend contract: the only question a backend answers is "which of these fds are
+/// ready?". It knows nothing of callbacks, timers or sockets. Every backend (select, poll,
+/// epoll, uv) must pass the same conformance suite; this comment is that suite's contract.
+///
+/// - Level-triggered. An fd that stays ready is reported by every poll() until it is not.
+/// - Tokens, not pointers. add() takes an opaque 64-bit token; poll() hands back exactly the
+///   token given by the latest add()/modify() for that fd and nothing else about it.
+/// - Interest::none means "registered but silent": nothing at all is reported for the fd,
+///   not even hang-up or error (otherwise a paused reader on a dead socket would spin).
+/// - Error and hang-up conditions are reported as readable and/or writable, for whatever the
+///   interest asks, plus the hangup_or_error hint; the caller's read/write then finds out.
+///   The hint is best effort: select cannot see hang-ups.
+/// - An fd closed behind the backend's back is reported at most once, flagged invalid, where
+///   the mechanism can see it (select: EBADF, poll: POLLNVAL); epoll and libuv drop such an
+///   fd silently. The caller is expected to remove() it.
+/// - Errors are std::error_code values taken from errno (EBADF, EEXIST, ENOENT, EPERM, ...);
+///   nothing here logs, throws (outside the factory) or aborts.
+/// - poll() appends at most out.capacity() - out.size() entries and never allocates in `out`;
+///   the caller keeps the capacity at least the number of registered fds, so nothing ready is
+///   ever left out of a batch. An fd appears at most once per batch.
+/// - A backend object is used by one thread at a time.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace reactor {
+
+/// What an fd is watched for.
+enum class Interest : std::uint8_t { none = 0, read = 1, write = 2, read_write = 3 };
+
+constexpr Interest operator|(Interest a, Interest b) noexcept {
+  return static_cast<Interest>(static_cast<std::uint8_t>(a) | static_cast<std::uint8_t>(b));
+}
+constexpr Interest operator&(Interest a, Interest b) noexcept {
+  return static_cast<Interest>(static_cast<std::uint8_t>(a) & static_cast<std::uint8_t>(b));
+}
+/// True when `set` includes every bit of `bit`.
+constexpr bool has(Interest set, Interest bit) noexcept { return (set & bit) == bit; }
+
+/// What was found ready for one fd. A plain bit set; cheap to copy.
+struct IoEvents {
+  static constexpr std::uint8_t kReadable = 1;
+  static constexpr std::uint8_t kWritable = 2;
+  static constexpr std::uint8_t kHangupOrError = 4;  ///< a hint; read/write tell the truth
+  static constexpr std::uint8_t kInvalid = 8;        ///< the fd was closed behind our back
+
+  std::uint8_t bits = 0;
+
+  constexpr bool readable() const noexcept { return (bits & kReadable) != 0; }
+  constexpr bool writable() const noexcept { return (bits & kWritable) != 0; }
+  constexpr bool hangup_or_error() const noexcept { return (bits & kHangupOrError) != 0; }
+  constexpr bool invalid() const noexcept { return (bits & kInvalid) != 0; }
+  constexpr bool any() const noexcept { return bits != 0; }
+};
+
+/// One entry of a poll() batch.
+struct Readiness {
+  std::uint64_t token;  ///< as given to add()/modify()
+  IoEvents events;
+};
+
+/// A readiness mechanism. See the file comment for the contract every backend keeps.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  /// "select", "poll", "epoll" or "uv".
+  virtual std::string_view name() const noexcept = 0;
+
+  /// Starts watching `fd`. EEXIST if it is already registered, EBADF if it is not open,
+  /// EPERM if the mechanism cannot watch that kind of file.
+  virtual std::error_code add(int fd, Interest interest, std::uint64_t token) noexcept = 0;
+
+  /// Changes interest and token of a registered fd. ENOENT if it is not registered, EBADF if
+  /// it was closed behind the backend's back (where detectable).
+  virtual std::error_code modify(int fd, Interest interest, std::uint64_t token) noexcept = 0;
+
+  /// Forgets `fd`. Safe on an fd that was already closed or never added.
+  virtual void remove(int fd) noexcept = 0;
+
+  /// Waits up to `timeout` (nullopt: forever, zero: do not block) and appends what is ready
+  /// to `out`. Interruption by a signal returns success with nothing appended.
+  virtual std::error_code poll(std::vector<Readiness>& out,
+                               std::optional<std::chrono::nanoseconds> timeout) noexcept = 0;
+
+  /// Rebuilds kernel state in a child after fork() without touching the parent's. A child
+  /// that keeps using the loop must call this first.
+  virtual std::error_code after_fork() noexcept { return {}; }
+};
+
+/// Builds a backend by name: "select", "poll", "epoll", "uv" or "auto" (epoll).
+/// Throws std::invalid_argument for a name that is unknown or not compiled in, and
+/// std::system_error when the kernel refuses to build it (for example no fds left).
+std::unique_ptr<Backend> make_backend(std::string_view name = "auto");
+
+/// Names of the backends compiled into this library, fastest first.
+std::vector<std::string> available_backends();
+
+/// The name "auto" resolves to: $REACTOR_BACKEND when set and not empty, else "epoll".
+std::string default_backend_name();
+
+}  // namespace reactor

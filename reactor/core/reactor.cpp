@@ -1,0 +1,529 @@
+#include "reactor/core/reactor.hpp"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <limits>
+#include <new>
+#include <stdexcept>
+#include <utility>
+
+#include "reactor/core/detail/loop_state.hpp"
+
+namespace reactor {
+
+using detail::IoSlot;
+using detail::LoopState;
+using detail::TimerId;
+namespace signals = detail::signals;
+
+namespace {
+
+std::int64_t clock_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             Reactor::Clock::now().time_since_epoch())
+      .count();
+}
+
+// now + delay, saturating instead of overflowing; a negative delay counts as zero.
+std::int64_t deadline_after(std::int64_t now, std::chrono::nanoseconds delay) noexcept {
+  const std::int64_t d = std::max<std::int64_t>(delay.count(), 0);
+  constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+  return d > kMax - now ? kMax : now + d;
+}
+
+std::error_code errno_code(int e = errno) noexcept { return {e, std::generic_category()}; }
+
+// Puts a handler back in its slot when it returns or throws, unless the slot was stopped
+// or reused meanwhile (then the handler is simply destroyed here).
+template <class Handler, class PutBack>
+struct Restore {
+  Handler& handler;
+  PutBack put_back;
+  ~Restore() { put_back(handler); }
+};
+template <class Handler, class PutBack>
+Restore(Handler&, PutBack) -> Restore<Handler, PutBack>;
+
+}  // namespace
+
+Reactor::Reactor() : Reactor(make_backend(default_backend_name())) {}
+
+Reactor::Reactor(std::string_view backend_name) : Reactor(make_backend(backend_name)) {}
+
+Reactor::Reactor(std::unique_ptr<Backend> backend) : state_(std::make_unique<LoopState>()) {
+  if (!backend) throw std::invalid_argument("reactor: null backend");
+  state_->backend = std::move(backend);
+  state_->self = std::make_shared<Reactor*>(this);
+  init();
+}
+
+void Reactor::init() {
+  LoopState& s = *state_;
+  s.wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (s.wake_fd < 0) throw std::system_error(errno_code(), "reactor: eventfd");
+  std::error_code ec;
+  s.wake_watcher = watch(
+      s.wake_fd, Interest::read, [this](IoEvents) { on_wakeup(); }, ec);
+  if (ec) {
+    ::close(s.wake_fd);
+    throw std::system_error(ec, "reactor: watching the wake-up fd");
+  }
+  update_time();
+}
+
+Reactor::~Reactor() {
+  LoopState& s = *state_;
+  *s.self = nullptr;                                           // every handle is inert from here on
+  if (s.signal_target >= 0) signals::detach(s.signal_target);  // restores dispositions
+  for (std::size_t fd = 0; fd < s.io.size(); ++fd) {
+    if (s.io[fd].active) s.backend->remove(static_cast<int>(fd));
+  }
+  ::close(s.wake_fd);
+  // Handlers are destroyed with the state; a handler's destructor that touches a handle of
+  // this loop finds it inert.
+}
+
+std::string_view Reactor::backend_name() const noexcept { return state_->backend->name(); }
+
+// ---------------------------------------------------------------------------------------
+// Watching fds
+
+IoWatcher Reactor::watch(int fd, Interest interest, IoHandler handler) {
+  std::error_code ec;
+  IoWatcher w = watch(fd, interest, std::move(handler), ec);
+  if (ec) throw std::system_error(ec, "reactor: watch fd " + std::to_string(fd));
+  return w;
+}
+
+IoWatcher Reactor::watch(int fd, Interest interest, IoHandler handler,
+                         std::error_code& ec) noexcept {
+  LoopState& s = *state_;
+  ec.clear();
+  if (fd < 0 || !handler) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return {};
+  }
+  if (::fcntl(fd, F_GETFD) < 0) {
+    ec = errno_code();
+    return {};
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ec = errno_code();
+    return {};
+  }
+  // Regular files, directories and block devices are always "ready": select and poll would
+  // report them forever and epoll refuses them. Refuse them the same way everywhere.
+  if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode)) {
+    ec = std::make_error_code(std::errc::operation_not_permitted);
+    return {};
+  }
+  const auto index = static_cast<std::size_t>(fd);
+  if (index < s.io.size() && s.io[index].active) {
+    ec = std::make_error_code(std::errc::file_exists);
+    return {};
+  }
+  try {
+    // Grow now, never in the hot path: the batch holds every registered fd, so nothing
+    // ready is ever left out of it.
+    if (index >= s.io.size()) s.io.resize(std::max(index + 1, s.io.size() * 2));
+    if (s.ready.capacity() < s.registered + 1) {
+      s.ready.reserve(std::max<std::size_t>(64, 2 * (s.registered + 1)));
+    }
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return {};
+  }
+  IoSlot& slot = s.io[index];
+  const std::uint32_t generation = slot.generation + 1;
+  ec = s.backend->add(fd, interest, detail::make_token(fd, generation));
+  if (ec) return {};
+  slot.generation = generation;
+  slot.handler = std::move(handler);
+  slot.interest = interest;
+  slot.active = true;
+  ++s.registered;
+  return IoWatcher(s.self, fd, generation);
+}
+
+bool Reactor::watching(int fd, std::uint32_t generation) const noexcept {
+  const LoopState& s = *state_;
+  const auto index = static_cast<std::size_t>(fd);
+  return fd >= 0 && index < s.io.size() && s.io[index].active &&
+         s.io[index].generation == generation;
+}
+
+Interest Reactor::interest_of(int fd, std::uint32_t generation) const noexcept {
+  return watching(fd, generation) ? state_->io[fd].interest : Interest::none;
+}
+
+std::error_code Reactor::set_interest(int fd, std::uint32_t generation,
+                                      Interest interest) noexcept {
+  if (!watching(fd, generation)) return std::make_error_code(std::errc::bad_file_descriptor);
+  IoSlot& slot = state_->io[fd];
+  if (slot.interest == interest) return {};
+  if (auto ec = state_->backend->modify(fd, interest, detail::make_token(fd, generation))) {
+    return ec;
+  }
+  slot.interest = interest;
+  return {};
+}
+
+void Reactor::unwatch(int fd, std::uint32_t generation) noexcept {
+  if (!watching(fd, generation)) return;
+  LoopState& s = *state_;
+  IoSlot& slot = s.io[fd];
+  slot.active = false;
+  ++slot.generation;  // any event of the old registration still in the batch is now stale
+  slot.interest = Interest::none;
+  --s.registered;
+  s.backend->remove(fd);
+  // Destroyed last: its destructor may run user code that watches or unwatches again.
+  IoHandler doomed = std::move(slot.handler);
+}
+
+// ---------------------------------------------------------------------------------------
+// Timers
+
+Timer Reactor::after(std::chrono::nanoseconds delay, TimerHandler handler) {
+  return add_timer(delay, std::chrono::nanoseconds{0}, std::move(handler));
+}
+
+Timer Reactor::every(std::chrono::nanoseconds interval, TimerHandler handler) {
+  return add_timer(interval, std::max(interval, std::chrono::nanoseconds{1}), std::move(handler));
+}
+
+Timer Reactor::add_timer(std::chrono::nanoseconds delay, std::chrono::nanoseconds period,
+                         TimerHandler handler) {
+  if (!handler) throw std::invalid_argument("reactor: empty timer handler");
+  LoopState& s = *state_;
+  // The fresh clock, not the loop's cached time: a timer set late in a long callback must
+  // not fire early.
+  const TimerId id = s.timers.add(deadline_after(clock_ns(), delay));
+  try {
+    if (id.index >= s.timer_slots.size()) s.timer_slots.resize(id.index + 1);
+  } catch (...) {
+    s.timers.cancel(id);
+    throw;
+  }
+  s.timer_slots[id.index] = detail::TimerSlot{std::move(handler), period.count()};
+  return Timer(s.self, id.index, id.generation);
+}
+
+bool Reactor::timer_active(std::uint32_t index, std::uint32_t generation) const noexcept {
+  return state_->timers.alive(TimerId{index, generation});
+}
+
+void Reactor::cancel_timer(std::uint32_t index, std::uint32_t generation) noexcept {
+  LoopState& s = *state_;
+  if (!s.timers.cancel(TimerId{index, generation})) return;
+  TimerHandler doomed = std::move(s.timer_slots[index].handler);
+}
+
+// ---------------------------------------------------------------------------------------
+// Signals
+
+SignalWatcher Reactor::on_signal(int signo, SignalHandler handler) {
+  if (!signals::catchable(signo)) {
+    throw std::invalid_argument("reactor: signal " + std::to_string(signo) + " cannot be watched");
+  }
+  if (!handler) throw std::invalid_argument("reactor: empty signal handler");
+  LoopState& s = *state_;
+  if (s.signal_target < 0) {
+    s.signal_target = signals::attach(s.wake_fd);
+    if (s.signal_target < 0) {
+      throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                              "reactor: too many loops watching signals");
+    }
+  }
+  if (s.free_signal_slots.empty()) {
+    s.signal_slots.emplace_back();
+    s.free_signal_slots.push_back(static_cast<std::uint32_t>(s.signal_slots.size() - 1));
+  }
+  if (s.signal_watchers[signo] == 0) {
+    if (auto ec = signals::watch(s.signal_target, signo)) {
+      throw std::system_error(ec, "reactor: sigaction");
+    }
+  }
+  ++s.signal_watchers[signo];
+  const std::uint32_t index = s.free_signal_slots.back();
+  s.free_signal_slots.pop_back();
+  detail::SignalSlot& slot = s.signal_slots[index];
+  slot.handler = std::move(handler);
+  slot.signo = signo;
+  slot.active = true;
+  return SignalWatcher(s.self, signo, index, ++slot.generation);
+}
+
+bool Reactor::signal_active(std::uint32_t index, std::uint32_t generation) const noexcept {
+  const LoopState& s = *state_;
+  return index < s.signal_slots.size() && s.signal_slots[index].active &&
+         s.signal_slots[index].generation == generation;
+}
+
+void Reactor::stop_signal(std::uint32_t index, std::uint32_t generation) noexcept {
+  if (!signal_active(index, generation)) return;
+  LoopState& s = *state_;
+  detail::SignalSlot& slot = s.signal_slots[index];
+  slot.active = false;
+  ++slot.generation;
+  if (--s.signal_watchers[slot.signo] == 0) signals::unwatch(s.signal_target, slot.signo);
+  s.free_signal_slots.push_back(index);
+  SignalHandler doomed = std::move(slot.handler);
+}
+
+// ---------------------------------------------------------------------------------------
+// Cross-thread surface
+
+void Reactor::post(Task task) {
+  LoopState& s = *state_;
+  {
+    std::lock_guard lock(s.post_mutex);
+    s.posted.push_back(std::move(task));
+  }
+  s.has_posted.store(true);
+  wake();
+}
+
+void Reactor::stop() noexcept {
+  state_->stop_requested.store(true);
+  wake();
+}
+
+void Reactor::wake() noexcept {
+  LoopState& s = *state_;
+  // One write per sleep is enough; the loop clears the flag when it drains the eventfd.
+  if (s.wake_pending.exchange(true)) return;
+  const std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t n = ::write(s.wake_fd, &one, sizeof one);
+}
+
+void Reactor::on_wakeup() {
+  LoopState& s = *state_;
+  std::uint64_t count;
+  [[maybe_unused]] ssize_t n = ::read(s.wake_fd, &count, sizeof count);
+  s.wake_pending.store(false);
+}
+
+// ---------------------------------------------------------------------------------------
+// The loop
+
+void Reactor::run() {
+  while (!state_->stop_requested.exchange(false)) run_once();
+}
+
+std::size_t Reactor::run_once(std::optional<std::chrono::nanoseconds> timeout) {
+  LoopState& s = *state_;
+  if (s.dispatching) {
+    throw std::logic_error("reactor: run_once() called from inside a callback");
+  }
+  update_time();
+  const std::optional<std::int64_t> deadline =
+      timeout ? std::optional(deadline_after(s.now_ns, *timeout)) : std::nullopt;
+  std::size_t calls = 0;
+  for (;;) {
+    // 1. poll, blocking no later than the caller's deadline and the nearest timer.
+    std::optional<std::int64_t> until = deadline;
+    if (const auto next = s.timers.next_deadline()) until = std::min(until.value_or(*next), *next);
+    std::optional<std::chrono::nanoseconds> wait;
+    if (s.has_posted.load()) {
+      wait = std::chrono::nanoseconds{0};
+    } else if (until && *until != std::numeric_limits<std::int64_t>::max()) {
+      wait = std::chrono::nanoseconds{std::max<std::int64_t>(*until - s.now_ns, 0)};
+    }
+    s.ready.clear();
+    if (auto ec = s.backend->poll(s.ready, wait)) {
+      throw std::system_error(ec, "reactor: " + std::string(s.backend->name()) + " poll");
+    }
+    update_time();
+
+    s.dispatching = true;
+    struct Leave {
+      bool& flag;
+      ~Leave() { flag = false; }
+    } leave{s.dispatching};
+    calls += dispatch_io();      // 2.
+    calls += deliver_signals();  // 3.
+    calls += fire_timers();      // 4.
+    calls += run_posted();       // 5.
+    ++s.iterations;              // 6.
+
+    // Something happened, or time is up. An empty wake-up (a signal that is not ours, the
+    // kernel waking early) waits again for the rest of the time.
+    if (calls > 0 || !s.ready.empty() || s.stop_requested.load()) return calls;
+    if (deadline && s.now_ns >= *deadline) return calls;
+  }
+}
+
+std::size_t Reactor::dispatch_io() {
+  LoopState& s = *state_;
+  std::size_t calls = 0;
+  // By index, copying each entry: a callback may watch new fds, which may grow the batch's
+  // capacity (reallocating it) but never its contents.
+  for (std::size_t i = 0; i < s.ready.size(); ++i) {
+    const Readiness r = s.ready[i];
+    const int fd = detail::token_fd(r.token);
+    const std::uint32_t generation = detail::token_generation(r.token);
+    if (!watching(fd, generation)) continue;  // stopped or replaced earlier in this batch
+    IoSlot& slot = s.io[fd];
+    IoHandler handler = std::move(slot.handler);
+    IoEvents events;
+    if (r.events.invalid()) {
+      // Closed behind our back: report it once and forget the fd, or it would be reported
+      // (select: EBADF, poll: POLLNVAL) on every iteration.
+      slot.active = false;
+      ++slot.generation;
+      slot.interest = Interest::none;
+      --s.registered;
+      s.backend->remove(fd);
+      events.bits = IoEvents::kInvalid | (r.events.bits & IoEvents::kHangupOrError);
+      ++calls;
+      handler(events);
+      continue;
+    }
+    // Interest may have changed earlier in this batch: deliver only what is still wanted.
+    events.bits = r.events.bits & static_cast<std::uint8_t>(slot.interest);
+    if (events.bits == 0) {
+      slot.handler = std::move(handler);
+      continue;
+    }
+    events.bits |= r.events.bits & IoEvents::kHangupOrError;
+    Restore restore{handler, [&s, fd, generation](IoHandler& h) {
+                      // The slot table may have grown during the call: index it again.
+                      if (s.io[fd].active && s.io[fd].generation == generation) {
+                        s.io[fd].handler = std::move(h);
+                      }
+                    }};
+    ++calls;
+    handler(events);
+  }
+  return calls;
+}
+
+std::size_t Reactor::deliver_signals() {
+  LoopState& s = *state_;
+  if (s.signal_target < 0) return 0;
+  std::uint64_t pending = signals::take_pending(s.signal_target);
+  std::size_t calls = 0;
+  while (pending != 0) {
+    const int signo = __builtin_ctzll(pending) + 1;
+    pending &= pending - 1;
+    // By index: a handler may add watchers, growing the table.
+    for (std::uint32_t i = 0; i < s.signal_slots.size(); ++i) {
+      if (!s.signal_slots[i].active || s.signal_slots[i].signo != signo) continue;
+      const std::uint32_t generation = s.signal_slots[i].generation;
+      SignalHandler handler = std::move(s.signal_slots[i].handler);
+      Restore restore{handler, [this, i, generation](SignalHandler& h) {
+                        if (signal_active(i, generation))
+                          state_->signal_slots[i].handler = std::move(h);
+                      }};
+      ++calls;
+      handler(signo);
+    }
+  }
+  return calls;
+}
+
+std::size_t Reactor::fire_timers() {
+  LoopState& s = *state_;
+  std::size_t calls = 0;
+  const std::int64_t now = clock_ns();
+  // Timers scheduled from here on (by the callbacks below) wait for the next iteration.
+  const std::uint64_t limit = s.timers.sequence();
+  while (const auto id = s.timers.pop_due(now, limit)) {
+    const std::int64_t period = s.timer_slots[id->index].period;
+    TimerHandler handler = std::move(s.timer_slots[id->index].handler);
+    if (period == 0) {
+      s.timers.release(*id);  // fired: cancel() inside the callback is a no-op
+      ++calls;
+      handler();
+      continue;
+    }
+    const std::int64_t previous = s.timers.deadline(*id);
+    Restore restore{handler, [&s, id = *id, previous, period](TimerHandler& h) {
+                      if (!s.timers.alive(id) || s.timers.scheduled(id)) return;  // cancelled
+                      s.timer_slots[id.index].handler = std::move(h);
+                      // Drift-free while on time; never in the past when late (no bursts).
+                      const std::int64_t fresh = clock_ns();
+                      std::int64_t next =
+                          deadline_after(previous, std::chrono::nanoseconds{period});
+                      if (next <= fresh)
+                        next = deadline_after(fresh, std::chrono::nanoseconds{period});
+                      s.timers.reschedule(id, next);
+                    }};
+    ++calls;
+    handler();
+  }
+  return calls;
+}
+
+std::size_t Reactor::run_posted() {
+  LoopState& s = *state_;
+  if (!s.has_posted.load()) return 0;
+  {
+    std::lock_guard lock(s.post_mutex);
+    s.running.swap(s.posted);
+    s.has_posted.store(false);
+  }
+  // Tasks posted by these tasks land in `posted` and run in the next iteration.
+  std::size_t i = 0;
+  struct Requeue {
+    LoopState& s;
+    std::size_t& i;
+    ~Requeue() {
+      if (i >= s.running.size()) {
+        s.running.clear();
+        return;
+      }
+      // A task threw: keep the ones after it, ahead of anything posted since.
+      std::lock_guard lock(s.post_mutex);
+      s.posted.insert(s.posted.begin(), std::make_move_iterator(s.running.begin() + i),
+                      std::make_move_iterator(s.running.end()));
+      s.running.clear();
+      s.has_posted.store(true);
+    }
+  } requeue{s, i};
+  while (i < s.running.size()) {
+    Task task = std::move(s.running[i++]);
+    task();
+  }
+  return i;
+}
+
+std::error_code Reactor::after_fork() noexcept {
+  LoopState& s = *state_;
+  if (auto ec = s.backend->after_fork()) return ec;
+  // The eventfd is shared with the parent: a post there must not wake us, nor ours it.
+  const int fresh = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (fresh < 0) return errno_code();
+  s.wake_watcher.stop();
+  ::close(s.wake_fd);
+  s.wake_fd = fresh;
+  std::error_code ec;
+  s.wake_watcher = watch(
+      fresh, Interest::read, [this](IoEvents) { on_wakeup(); }, ec);
+  if (ec) return ec;
+  if (s.signal_target >= 0) signals::retarget(s.signal_target, fresh);
+  s.wake_pending.store(false);
+  if (s.has_posted.load() || s.stop_requested.load()) wake();
+  return {};
+}
+
+void Reactor::update_time() noexcept { state_->now_ns = clock_ns(); }
+
+Reactor::Clock::time_point Reactor::now() const noexcept {
+  return Clock::time_point(std::chrono::nanoseconds(state_->now_ns));
+}
+
+std::uint64_t Reactor::iterations() const noexcept { return state_->iterations; }
+
+std::size_t Reactor::watcher_count() const noexcept { return state_->registered - 1; }
+
+std::size_t Reactor::timer_count() const noexcept { return state_->timers.alive_count(); }
+
+}  // namespace reactor

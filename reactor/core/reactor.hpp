@@ -1,0 +1,159 @@
+#pragma once
+/// \file
+/// The event loop. One Reactor runs callbacks when fds become ready, timers fire, other
+/// threads post work or signals arrive. How the kernel is asked is its Backend.
+///
+/// One iteration (run_once), top to bottom:
+///   1. poll the backend, blocking until the nearest timer at most (not at all when tasks
+///      are posted or stop() was called);
+///   2. dispatch I/O readiness, one callback per ready fd;
+///   3. deliver pending signals;
+///   4. fire due timers, earliest deadline first, ties in the order they were set;
+///   5. run posted tasks, in the order they were posted;
+///   6. count the iteration.
+/// Work created by a callback for its own phase (a 0 ms timer set by a timer, a task posted
+/// by a task) waits for the next iteration, so every phase ends.
+///
+/// Contract (each clause has a test that runs on every backend):
+/// - Callbacks run on the loop thread, never from inside a call into the library.
+/// - Level-triggered: an fd that stays ready is reported every iteration.
+/// - After a watcher is stopped no event for it is delivered, even later in the same batch
+///   and even when the fd number is reused at once (a generation per fd slot).
+/// - A callback may destroy anything, itself and its own handle included.
+/// - Steady state allocates nothing per event.
+/// - Thread rule: everything here is for the loop thread, except post() and stop(), which
+///   any thread may call and which take effect at once.
+/// - Destroying a Reactor with live handles is allowed: their callbacks never run again and
+///   the handles become inert (active() is false). Signal dispositions are restored.
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <system_error>
+
+#include "reactor/core/backend.hpp"
+#include "reactor/core/io_watcher.hpp"
+#include "reactor/core/signal_watcher.hpp"
+#include "reactor/core/timer.hpp"
+
+namespace reactor {
+
+namespace detail {
+struct LoopState;
+}
+
+/// Called with what was found ready; IoEvents::invalid() means the fd was closed behind the
+/// loop's back and the watcher has already been stopped.
+using IoHandler = std::function<void(IoEvents)>;
+using TimerHandler = std::function<void()>;
+using SignalHandler = std::function<void(int signo)>;
+using Task = std::function<void()>;
+
+class Reactor {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  /// A loop over the backend named by default_backend_name() ($REACTOR_BACKEND or epoll).
+  /// Throws std::system_error when the kernel refuses (no fds left, ...).
+  Reactor();
+  /// A loop over the named backend ("select", "poll", "epoll", "uv", "auto").
+  /// Throws std::invalid_argument for an unknown name, std::system_error as above.
+  explicit Reactor(std::string_view backend_name);
+  /// A loop over a backend built elsewhere (must not be null).
+  explicit Reactor(std::unique_ptr<Backend> backend);
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+  ~Reactor();
+
+  /// The backend's name.
+  std::string_view backend_name() const noexcept;
+
+  /// Watches `fd` for `interest`, calling `handler` on the loop thread while it is ready.
+  /// Errors (the registry is unchanged on each):
+  ///   EINVAL  fd is negative, or handler is empty;
+  ///   EBADF   fd is not open;
+  ///   EPERM   fd is a regular file, directory or block device (always "ready": never
+  ///           useful to poll), or the backend cannot watch its kind;
+  ///   EEXIST  fd is already watched by this loop;
+  ///   ENOMEM  no memory; other values as the kernel reports them.
+  /// The throwing form throws std::system_error with the same code.
+  IoWatcher watch(int fd, Interest interest, IoHandler handler);
+  IoWatcher watch(int fd, Interest interest, IoHandler handler, std::error_code& ec) noexcept;
+
+  /// A one-shot timer firing once `delay` has passed (never earlier; negative counts as 0;
+  /// a 0 delay fires on the next iteration). Enormous delays saturate and never fire.
+  Timer after(std::chrono::nanoseconds delay, TimerHandler handler);
+  /// A repeating timer firing every `interval` (at least 1 ns), first after one interval.
+  /// A late loop does not fire it in a burst: the next deadline is never in the past.
+  Timer every(std::chrono::nanoseconds interval, TimerHandler handler);
+
+  /// Calls `handler` on the loop thread after `signo` is delivered to the process.
+  /// Throws std::invalid_argument for a signal that cannot be caught (SIGKILL, SIGSTOP,
+  /// out of range) and std::system_error if sigaction fails.
+  SignalWatcher on_signal(int signo, SignalHandler handler);
+
+  /// Queues `task` to run on the loop thread in a later iteration, in posting order, exactly
+  /// once (or never, if the Reactor is destroyed first). Wakes a blocked loop at once.
+  /// Thread rule: any thread.
+  void post(Task task);
+
+  /// Makes run() return after the current iteration; wakes a blocked loop at once. A stop
+  /// requested while run() is not running makes the next run() return at once.
+  /// Thread rule: any thread.
+  void stop() noexcept;
+
+  /// Runs iterations until stop(). The loop thread is the thread that calls run().
+  /// Throws std::system_error if the backend fails for a reason other than a signal.
+  void run();
+
+  /// Runs one iteration, blocking up to `timeout` (nullopt: until something happens; zero:
+  /// not at all) for something to do. A signal that interrupts the wait does not shorten it:
+  /// the remaining time is waited again. Returns the number of callbacks run.
+  std::size_t run_once(std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
+
+  /// In a child process after fork(): gives this loop kernel state of its own (backend,
+  /// wake-up fd) so that using it never disturbs the parent's loop. Watches and timers stay.
+  std::error_code after_fork() noexcept;
+
+  /// The loop's cached time, updated before and after each poll.
+  Clock::time_point now() const noexcept;
+  /// Iterations completed so far (to count iterations instead of trusting wall time).
+  std::uint64_t iterations() const noexcept;
+  /// Number of live watchers, timers and signal watchers (internal ones excluded).
+  std::size_t watcher_count() const noexcept;
+  std::size_t timer_count() const noexcept;
+
+ private:
+  friend class IoWatcher;
+  friend class Timer;
+  friend class SignalWatcher;
+
+  void init();
+  std::error_code set_interest(int fd, std::uint32_t generation, Interest interest) noexcept;
+  Interest interest_of(int fd, std::uint32_t generation) const noexcept;
+  bool watching(int fd, std::uint32_t generation) const noexcept;
+  void unwatch(int fd, std::uint32_t generation) noexcept;
+  bool timer_active(std::uint32_t index, std::uint32_t generation) const noexcept;
+  void cancel_timer(std::uint32_t index, std::uint32_t generation) noexcept;
+  bool signal_active(std::uint32_t index, std::uint32_t generation) const noexcept;
+  void stop_signal(std::uint32_t index, std::uint32_t generation) noexcept;
+  Timer add_timer(std::chrono::nanoseconds delay, std::chrono::nanoseconds period,
+                  TimerHandler handler);
+
+  std::size_t dispatch_io();
+  std::size_t deliver_signals();
+  std::size_t fire_timers();
+  std::size_t run_posted();
+  void on_wakeup();
+  void wake() noexcept;
+  void update_time() noexcept;
+
+  std::unique_ptr<detail::LoopState> state_;
+};
+
+}  // namespace reactor

@@ -1,0 +1,37 @@
+#pragma once
+#include <cstdint>
+
+#include "reactor/core/detail/loop_ref.hpp"
+
+namespace reactor {
+
+/// A one-shot or repeating timer (made by Reactor::after / Reactor::every). Move-only RAII:
+/// destroying or cancel()ling it stops it; safe inside its own callback, and cancelling a
+/// fired or cancelled timer is a no-op. Deadlines are on the monotonic clock and a timer
+/// never fires early. Thread rule: loop thread only.
+class Timer {
+ public:
+  Timer() noexcept = default;
+  Timer(Timer&& other) noexcept;
+  Timer& operator=(Timer&& other) noexcept;
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+  ~Timer();
+
+  /// True until a one-shot timer fires (false inside its callback) or the timer is cancelled.
+  bool active() const noexcept;
+  /// Stops the timer. Idempotent.
+  void cancel() noexcept;
+
+ private:
+  friend class Reactor;
+  Timer(detail::LoopRef loop, std::uint32_t index, std::uint32_t generation) noexcept
+      : loop_(std::move(loop)), index_(index), generation_(generation) {}
+  Reactor* loop() const noexcept { return loop_ ? *loop_ : nullptr; }
+
+  detail::LoopRef loop_;
+  std::uint32_t index_ = 0;
+  std::uint32_t generation_ = 0;
+};
+
+}  // namespace reactor
