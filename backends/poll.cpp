@@ -44,7 +44,6 @@ class PollBackend final : public Backend {
     if (registered(fd)) return std::make_error_code(std::errc::file_exists);
     try {
       if (static_cast<std::size_t>(fd) >= regs_.size()) regs_.resize(fd + 1);
-      if (interest != Interest::none) fds_.reserve(fds_.size() + 1);
     } catch (const std::bad_alloc&) {
       return std::make_error_code(std::errc::not_enough_memory);
     }

@@ -86,11 +86,19 @@ class SelectBackend final : public Backend {
     const std::size_t words = nfds > 0 ? static_cast<std::size_t>((nfds - 1) / kWordBits) + 1 : 0;
     std::copy_n(read_.begin(), words, scratch_read_.begin());
     std::copy_n(write_.begin(), words, scratch_write_.begin());
-    const int n = ::select(nfds, as_set(scratch_read_), as_set(scratch_write_), nullptr,
-                           timeout ? &tv : nullptr);
+    int n = ::select(nfds, as_set(scratch_read_), as_set(scratch_write_), nullptr,
+                     timeout ? &tv : nullptr);
+    if (n < 0 && errno == EBADF) {
+      // Report the closed fds, then ask again without them so that the live ones are
+      // served in this same batch.
+      std::copy_n(read_.begin(), words, scratch_read_.begin());
+      std::copy_n(write_.begin(), words, scratch_write_.begin());
+      report_closed(out);
+      timeval zero{};
+      n = ::select(nfds, as_set(scratch_read_), as_set(scratch_write_), nullptr, &zero);
+    }
     if (n < 0) {
-      if (errno == EINTR) return {};
-      if (errno == EBADF) return report_closed(out);
+      if (errno == EINTR || errno == EBADF) return {};  // EBADF: closed meanwhile; next time
       return {errno, std::generic_category()};
     }
     for (std::size_t w = 0; w < words && out.size() < out.capacity(); ++w) {
@@ -138,12 +146,16 @@ class SelectBackend final : public Backend {
     }
   }
 
-  std::error_code report_closed(std::vector<Readiness>& out) noexcept {
+  // Finds the closed fds among those in the sets: reports each as invalid and clears it
+  // from the scratch sets.
+  void report_closed(std::vector<Readiness>& out) noexcept {
     for (int fd = 0; fd <= max_fd_ && out.size() < out.capacity(); ++fd) {
       if (regs_[fd].interest == Interest::none || ::fcntl(fd, F_GETFD) >= 0) continue;
       out.push_back(Readiness{regs_[fd].token, IoEvents{IoEvents::kInvalid}});
+      const Word mask = Word{1} << (fd % kWordBits);
+      scratch_read_[fd / kWordBits] &= ~mask;
+      scratch_write_[fd / kWordBits] &= ~mask;
     }
-    return {};
   }
 
   std::vector<Word> read_, write_, scratch_read_, scratch_write_;

@@ -1,5 +1,7 @@
 #include "reactor/core/detail/timer_heap.hpp"
 
+#include <algorithm>
+
 namespace reactor::detail {
 
 namespace {
@@ -10,9 +12,13 @@ TimerId TimerHeap::add(std::int64_t deadline) {
   // Reserve first so that nothing below can throw half-way, and so that reschedule(), which
   // is noexcept, always finds room: the heap never holds more nodes than there are slots.
   if (free_.empty()) {
-    slots_.reserve(slots_.size() + 1);
-    heap_.reserve(slots_.size() + 1);
-    free_.reserve(slots_.size() + 1);
+    if (slots_.size() == slots_.capacity()) {
+      // Geometric growth (reserve alone grows to exactly what is asked: quadratic).
+      const std::size_t grown = std::max<std::size_t>(16, slots_.capacity() * 2);
+      slots_.reserve(grown);
+      heap_.reserve(grown);
+      free_.reserve(grown);
+    }
     slots_.emplace_back();
     free_.push_back(static_cast<std::uint32_t>(slots_.size() - 1));
   }
