@@ -122,7 +122,9 @@ class Reactor {
 
   /// The loop's cached time, updated before and after each poll.
   Clock::time_point now() const noexcept;
-  /// Iterations completed so far (to count iterations instead of trusting wall time).
+  /// Kernel waits completed so far: one per run_once(), plus one for each wait that a
+  /// signal not watched by this loop interrupted. Count these instead of trusting wall time;
+  /// a loop that spins shows here.
   std::uint64_t iterations() const noexcept;
   /// Number of live watchers, timers and signal watchers (internal ones excluded).
   std::size_t watcher_count() const noexcept;

@@ -1,0 +1,72 @@
+#pragma once
+/// \file
+/// Socket addresses: IPv4, IPv6, Unix path and Linux abstract Unix names, as values.
+///
+/// Text forms accepted by Address::parse (and produced by to_string):
+///   "127.0.0.1:8080"     IPv4, numeric
+///   "localhost:8080"     the one name accepted; means 127.0.0.1 (no DNS in a parser)
+///   "[::1]:8080"         IPv6, numeric, in brackets; "[fe80::1%lo]:80" with a scope
+///   "unix:/run/x.sock"   Unix path (at most 107 bytes)
+///   "unix:@name"         Linux abstract name (at most 106 bytes)
+/// Ports are decimal 0..65535 (0: let the kernel pick, for binding). Anything else, an empty
+/// host, embedded NUL bytes, or text longer than 4096 bytes gets EINVAL, never a crash.
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace reactor {
+
+class Address {
+ public:
+  enum class Family : std::uint8_t { none, ipv4, ipv6, unix_path, unix_abstract };
+
+  /// An empty address (family none).
+  Address() noexcept = default;
+
+  /// Parses one of the text forms above. EINVAL (and an empty address) on anything else.
+  static Address parse(std::string_view text, std::error_code& ec) noexcept;
+  /// As above; throws std::system_error(EINVAL) with the text in the message.
+  static Address parse(std::string_view text);
+
+  static Address ipv4(std::uint32_t host_order_ip, std::uint16_t port) noexcept;
+  static Address ipv4_loopback(std::uint16_t port) noexcept { return ipv4(0x7f000001, port); }
+  static Address ipv4_any(std::uint16_t port) noexcept { return ipv4(0, port); }
+  static Address ipv6_loopback(std::uint16_t port) noexcept;
+  /// A Unix path or, with a leading '@', an abstract name. EINVAL when too long or with NUL.
+  static Address unix_socket(std::string_view path, std::error_code& ec) noexcept;
+  /// From what accept/recvfrom/getsockname filled in. EINVAL for an unknown family.
+  static Address from_native(const sockaddr* sa, socklen_t len, std::error_code& ec) noexcept;
+
+  Family family() const noexcept { return family_; }
+  bool empty() const noexcept { return family_ == Family::none; }
+  bool is_ip() const noexcept { return family_ == Family::ipv4 || family_ == Family::ipv6; }
+  bool is_unix() const noexcept {
+    return family_ == Family::unix_path || family_ == Family::unix_abstract;
+  }
+  /// AF_INET, AF_INET6, AF_UNIX (AF_UNSPEC when empty).
+  int domain() const noexcept;
+  /// The port of an IP address, 0 otherwise.
+  std::uint16_t port() const noexcept;
+  /// The same address with another port (IP only; others are returned unchanged).
+  Address with_port(std::uint16_t port) const noexcept;
+
+  /// For bind/connect/sendto.
+  const sockaddr* native() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
+  socklen_t native_size() const noexcept { return size_; }
+
+  /// The text form, which parse() reads back to an equal address.
+  std::string to_string() const;
+
+  friend bool operator==(const Address& a, const Address& b) noexcept;
+
+ private:
+  sockaddr_storage storage_{};
+  socklen_t size_ = 0;
+  Family family_ = Family::none;
+};
+
+}  // namespace reactor

@@ -1,0 +1,297 @@
+#include "reactor/net/buffer.hpp"
+
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+namespace reactor {
+
+namespace {
+
+void* default_allocate(std::size_t size) noexcept { return std::malloc(size); }
+void default_release(void* p) noexcept { std::free(p); }
+
+// Two atomics rather than one atomic pair: a 16-byte std::atomic may need libatomic. A reader
+// can see a mixed pair only while set_buffer_allocator runs, and the header requires the new
+// allocator to be compatible with the old one in that case.
+std::atomic<void* (*)(std::size_t) noexcept> g_allocate{default_allocate};
+std::atomic<void (*)(void*) noexcept> g_release{default_release};
+
+void* allocate(std::size_t size) noexcept {
+  return g_allocate.load(std::memory_order_acquire)(size);
+}
+void release(void* p) noexcept {
+  if (p != nullptr) g_release.load(std::memory_order_acquire)(p);
+}
+
+// No object may be larger than PTRDIFF_MAX (pointer differences must fit), so a request that
+// would take the readable bytes past it is impossible rather than merely over the cap.
+constexpr std::size_t kMaxBytes = static_cast<std::size_t>(PTRDIFF_MAX);
+constexpr std::size_t kMinCapacity = 256;
+constexpr std::size_t kStackSpill = 64 * 1024;
+
+}  // namespace
+
+BufferAllocator set_buffer_allocator(BufferAllocator a) noexcept {
+  if (a.allocate == nullptr) a.allocate = default_allocate;
+  if (a.release == nullptr) a.release = default_release;
+  BufferAllocator old;
+  old.allocate = g_allocate.exchange(a.allocate, std::memory_order_acq_rel);
+  old.release = g_release.exchange(a.release, std::memory_order_acq_rel);
+  return old;
+}
+
+Buffer::Buffer(Buffer&& other) noexcept
+    : data_(other.data_),
+      capacity_(other.capacity_),
+      read_pos_(other.read_pos_),
+      write_pos_(other.write_pos_),
+      max_size_(other.max_size_) {
+  other.data_ = nullptr;
+  other.capacity_ = other.read_pos_ = other.write_pos_ = 0;
+}
+
+Buffer& Buffer::operator=(Buffer&& other) noexcept {
+  if (this != &other) {
+    release(data_);
+    data_ = other.data_;
+    capacity_ = other.capacity_;
+    read_pos_ = other.read_pos_;
+    write_pos_ = other.write_pos_;
+    max_size_ = other.max_size_;
+    other.data_ = nullptr;
+    other.capacity_ = other.read_pos_ = other.write_pos_ = 0;
+  }
+  return *this;
+}
+
+Buffer::~Buffer() { release(data_); }
+
+std::error_code Buffer::set_max_size(std::size_t max_size) noexcept {
+  if (size() > max_size) return std::make_error_code(std::errc::no_buffer_space);
+  max_size_ = max_size;
+  return {};
+}
+
+std::string_view Buffer::peek(std::size_t n, std::error_code& ec) const noexcept {
+  if (n > size()) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return {};
+  }
+  ec.clear();
+  return {data(), n};
+}
+
+std::error_code Buffer::append(std::string_view bytes) noexcept {
+  return append(bytes.data(), bytes.size());
+}
+
+std::error_code Buffer::append(const Buffer& other) noexcept {
+  if (&other == this) return std::make_error_code(std::errc::invalid_argument);
+  return append(other.data(), other.size());
+}
+
+std::error_code Buffer::append(const void* p, std::size_t n) noexcept {
+  if (n == 0) return {};
+  if (p == nullptr) return std::make_error_code(std::errc::invalid_argument);
+
+  // A source inside our own storage moves when reserve_back slides or reallocates, so remember
+  // it as an offset into the readable bytes, which reserve_back preserves. Bytes outside the
+  // readable region (consumed or not yet committed) hold nothing meaningful: refuse them.
+  // Compare as integers: relational operators on unrelated pointers are unspecified.
+  const auto src = reinterpret_cast<std::uintptr_t>(p);
+  const auto base = reinterpret_cast<std::uintptr_t>(data_);
+  bool aliased = data_ != nullptr && src >= base && src - base < capacity_;
+  std::size_t offset = 0;
+  if (aliased) {
+    std::size_t at = src - base;
+    if (at < read_pos_ || at > write_pos_ || n > write_pos_ - at)
+      return std::make_error_code(std::errc::invalid_argument);
+    offset = at - read_pos_;
+  }
+
+  if (auto ec = reserve_back(n)) return ec;
+  const char* from = aliased ? data_ + read_pos_ + offset : static_cast<const char*>(p);
+  // The source is readable bytes or foreign memory; the destination is writable room.
+  std::memcpy(data_ + write_pos_, from, n);
+  write_pos_ += n;
+  return {};
+}
+
+std::error_code Buffer::consume(std::size_t n) noexcept {
+  if (n > size()) return std::make_error_code(std::errc::invalid_argument);
+  read_pos_ += n;
+  if (read_pos_ == write_pos_) read_pos_ = write_pos_ = 0;
+  return {};
+}
+
+void Buffer::shrink() noexcept {
+  const std::size_t n = size();
+  if (n == 0) {
+    release(data_);
+    data_ = nullptr;
+    capacity_ = read_pos_ = write_pos_ = 0;
+    return;
+  }
+  if (capacity_ == n) return;
+  auto* p = static_cast<char*>(allocate(n));
+  if (p == nullptr) {
+    // Cannot give memory back; at least leave all free space at the back.
+    std::memmove(data_, data_ + read_pos_, n);
+  } else {
+    std::memcpy(p, data_ + read_pos_, n);
+    release(data_);
+    data_ = p;
+    capacity_ = n;
+  }
+  read_pos_ = 0;
+  write_pos_ = n;
+}
+
+std::span<char> Buffer::prepare(std::size_t n, std::error_code& ec) noexcept {
+  ec = reserve_back(n);
+  if (ec) return {};
+  return writable();
+}
+
+std::error_code Buffer::commit(std::size_t n) noexcept {
+  if (n > capacity_ - write_pos_) return std::make_error_code(std::errc::invalid_argument);
+  // The writable region may be larger than what the cap allows (prepare rounds up, and
+  // consumed space counts as capacity), so the cap is checked here too.
+  if (n > max_size_ - size()) return std::make_error_code(std::errc::no_buffer_space);
+  write_pos_ += n;
+  return {};
+}
+
+std::error_code Buffer::reserve_back(std::size_t n) noexcept {
+  const std::size_t used = size();
+  // Invariant: used <= max_size_ and used <= kMaxBytes, so neither subtraction wraps.
+  if (n > kMaxBytes - used) return std::make_error_code(std::errc::invalid_argument);
+  if (n > max_size_ - used) return std::make_error_code(std::errc::no_buffer_space);
+  if (n <= capacity_ - write_pos_) return {};
+
+  const std::size_t needed = used + n;
+  if (needed <= capacity_) {
+    std::memmove(data_, data_ + read_pos_, used);
+    read_pos_ = 0;
+    write_pos_ = used;
+    return {};
+  }
+
+  // Double, but never beyond what the cap can use; `needed` always fits under both limits.
+  std::size_t grown =
+      capacity_ <= kMaxBytes / 2 ? std::max(capacity_ * 2, kMinCapacity) : kMaxBytes;
+  grown = std::min({grown, max_size_, kMaxBytes});
+  std::size_t new_capacity = std::max(grown, needed);
+
+  auto* p = static_cast<char*>(allocate(new_capacity));
+  if (p == nullptr && new_capacity > needed) {
+    new_capacity = needed;
+    p = static_cast<char*>(allocate(new_capacity));
+  }
+  if (p == nullptr) return std::make_error_code(std::errc::not_enough_memory);
+  if (used != 0) std::memcpy(p, data_ + read_pos_, used);
+  release(data_);
+  data_ = p;
+  capacity_ = new_capacity;
+  read_pos_ = 0;
+  write_pos_ = used;
+  return {};
+}
+
+// ENOMEM from read_from means bytes were taken from the socket and then dropped (the spill
+// could not be appended): the stream is no longer intact, so callers must treat ENOMEM here
+// as fatal for the connection. The bytes that fit in the writable room are kept and counted.
+std::size_t Buffer::read_from(int fd, std::size_t limit, std::error_code& ec) noexcept {
+  const std::size_t room = std::min(limit, max_size_ - size());
+  if (room == 0) {
+    ec = std::make_error_code(std::errc::no_buffer_space);
+    return 0;
+  }
+  const std::size_t direct = std::min(capacity_ - write_pos_, room);
+  const std::size_t spill = std::min(kStackSpill, room - direct);
+
+  char stack[kStackSpill];
+  iovec iov[2];
+  int count = 0;
+  if (direct != 0) iov[count++] = {data_ + write_pos_, direct};
+  if (spill != 0) iov[count++] = {stack, spill};
+
+  ssize_t got;
+  do {
+    got = ::readv(fd, iov, count);
+  } while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    ec = std::error_code(errno, std::generic_category());
+    return 0;
+  }
+  ec.clear();
+
+  const auto n = static_cast<std::size_t>(got);
+  if (n <= direct) {
+    write_pos_ += n;
+    return n;
+  }
+  write_pos_ += direct;
+  if (append(stack, n - direct)) {
+    // Within the cap by construction, so the only possible failure is memory.
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return direct;
+  }
+  return n;
+}
+
+std::size_t Buffer::find(std::string_view needle, std::size_t from) const noexcept {
+  return view().find(needle, from);
+}
+
+bool Buffer::valid() const noexcept {
+  return read_pos_ <= write_pos_ && write_pos_ <= capacity_ && size() <= max_size_ &&
+         (data_ == nullptr) == (capacity_ == 0) && (read_pos_ != write_pos_ || read_pos_ == 0);
+}
+
+std::optional<std::string> LineReader::next(Buffer& in, std::error_code& ec) {
+  if (failed_) {
+    ec = std::make_error_code(std::errc::message_size);
+    return std::nullopt;
+  }
+  ec.clear();
+  const std::string_view v = in.view();
+  // Someone consumed behind our back: what we scanned is gone, start again.
+  if (scanned_ > v.size()) scanned_ = 0;
+
+  const void* hit =
+      v.size() == scanned_ ? nullptr : std::memchr(v.data() + scanned_, '\n', v.size() - scanned_);
+  if (hit == nullptr) {
+    scanned_ = v.size();
+    // A trailing '\r' may still be half of a CRLF, so it does not count until the next byte;
+    // every other buffered byte is certainly part of the line.
+    std::size_t certain = v.size();
+    if (certain != 0 && v.back() == '\r') --certain;
+    if (certain > max_line_) {
+      failed_ = true;
+      ec = std::make_error_code(std::errc::message_size);
+    }
+    return std::nullopt;
+  }
+
+  const auto end = static_cast<std::size_t>(static_cast<const char*>(hit) - v.data());
+  std::size_t length = end;
+  if (length != 0 && v[length - 1] == '\r') --length;
+  if (length > max_line_) {
+    failed_ = true;
+    ec = std::make_error_code(std::errc::message_size);
+    return std::nullopt;
+  }
+  std::optional<std::string> line(std::in_place, v.data(), length);
+  (void)in.consume(end + 1);
+  scanned_ = 0;
+  return line;
+}
+
+}  // namespace reactor

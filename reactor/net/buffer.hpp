@@ -1,0 +1,141 @@
+#pragma once
+/// \file
+/// A byte buffer for connections: one contiguous readable region, cheap consumption from the
+/// front, room to grow at the back, a hard cap, and checked arithmetic everywhere.
+///
+///   +-------------------+--------------------+--------------------+
+///   | consumed (reused) |   readable bytes   |   writable room    |
+///   +-------------------+--------------------+--------------------+
+///   0        <=     read_pos      <=      write_pos      <=    capacity
+///
+/// Consuming moves read_pos; when the buffer empties both positions return to 0. Growing
+/// first slides the readable bytes to the front when that makes enough room, and only
+/// otherwise reallocates. No operation ever wraps around: a size that does not fit is an
+/// error (EINVAL for an impossible request, ENOBUFS past the cap, ENOMEM when allocation
+/// fails) and leaves the buffer exactly as it was.
+///
+/// Thread rule: none; a Buffer is a value. Not copyable (copies are explicit: append()).
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace reactor {
+
+/// How buffers get memory. Replaceable (as libuv's uv_replace_allocator) so that tests can
+/// inject failures and programs can count; both functions must be thread-safe.
+struct BufferAllocator {
+  void* (*allocate)(std::size_t size) noexcept;  ///< nullptr on failure
+  void (*release)(void* p) noexcept;
+};
+/// Installs `a` for every buffer allocation from now on; returns the previous one.
+/// Call it before buffers exist or with an allocator compatible with the current one.
+BufferAllocator set_buffer_allocator(BufferAllocator a) noexcept;
+
+class Buffer {
+ public:
+  /// Default hard cap on readable bytes: 64 MiB.
+  static constexpr std::size_t kDefaultMaxSize = std::size_t{64} << 20;
+
+  explicit Buffer(std::size_t max_size = kDefaultMaxSize) noexcept : max_size_(max_size) {}
+  Buffer(Buffer&& other) noexcept;
+  Buffer& operator=(Buffer&& other) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer();
+
+  /// Readable bytes.
+  std::size_t size() const noexcept { return write_pos_ - read_pos_; }
+  bool empty() const noexcept { return write_pos_ == read_pos_; }
+  /// Bytes allocated.
+  std::size_t capacity() const noexcept { return capacity_; }
+  /// The cap on readable bytes.
+  std::size_t max_size() const noexcept { return max_size_; }
+  /// Changes the cap; fails with ENOBUFS (and changes nothing) if size() is already above it.
+  std::error_code set_max_size(std::size_t max_size) noexcept;
+
+  /// The readable bytes, contiguous. Valid until the next non-const call.
+  std::string_view view() const noexcept { return {data_ + read_pos_, size()}; }
+  const char* data() const noexcept { return data_ + read_pos_; }
+  /// The first n readable bytes; EINVAL (and an empty view) if n > size().
+  std::string_view peek(std::size_t n, std::error_code& ec) const noexcept;
+
+  /// Appends bytes. ENOBUFS past the cap, ENOMEM if memory runs out; unchanged on error.
+  std::error_code append(std::string_view bytes) noexcept;
+  std::error_code append(const void* p, std::size_t n) noexcept;
+  /// Appends another buffer's readable bytes (it keeps them). EINVAL for itself.
+  std::error_code append(const Buffer& other) noexcept;
+
+  /// Drops n bytes from the front. EINVAL (and nothing dropped) if n > size().
+  std::error_code consume(std::size_t n) noexcept;
+  /// Drops everything; keeps the memory.
+  void clear() noexcept { read_pos_ = write_pos_ = 0; }
+  /// Releases memory not needed for the readable bytes.
+  void shrink() noexcept;
+
+  /// Makes room for at least n more bytes (ENOBUFS if size() + n would pass the cap) and
+  /// returns the writable region, which may be larger than n. Fill it, then commit().
+  std::span<char> prepare(std::size_t n, std::error_code& ec) noexcept;
+  /// The current writable region, without growing.
+  std::span<char> writable() noexcept { return {data_ + write_pos_, capacity_ - write_pos_}; }
+  /// Makes n bytes of the writable region readable. EINVAL if n exceeds it, ENOBUFS if it
+  /// would pass the cap (possible after set_max_size() lowered it).
+  std::error_code commit(std::size_t n) noexcept;
+
+  /// Reads once from a non-blocking fd with readv into the writable room plus a 64 KiB
+  /// stack area, appending what arrived, never more than `limit` bytes nor past the cap.
+  /// Returns bytes read; 0 with no error means end of file; EINTR is retried; EAGAIN is
+  /// returned as an error. ENOBUFS when the cap leaves no room at all.
+  std::size_t read_from(int fd, std::size_t limit, std::error_code& ec) noexcept;
+
+  /// Position of the first occurrence of `needle` in the readable bytes at or after `from`,
+  /// or npos.
+  std::size_t find(std::string_view needle, std::size_t from = 0) const noexcept;
+  static constexpr std::size_t npos = static_cast<std::size_t>(-1);
+
+  /// Checks read_pos <= write_pos <= capacity and size() <= max_size(); for tests.
+  bool valid() const noexcept;
+
+ private:
+  std::error_code reserve_back(std::size_t n) noexcept;
+
+  char* data_ = nullptr;
+  std::size_t capacity_ = 0;
+  std::size_t read_pos_ = 0;
+  std::size_t write_pos_ = 0;
+  std::size_t max_size_;
+};
+
+/// Splits a byte stream into lines, with a cap on line length. A line ends at '\n'; a '\r'
+/// just before it is dropped (CRLF and LF both end lines; a lone '\r' or a NUL is an
+/// ordinary byte). Used on a connection's input buffer:
+///
+///   while (auto line = reader.next(buffer, ec)) handle(*line);   // copies out each line
+///   if (ec) close the connection: the peer sent a line longer than the limit.
+class LineReader {
+ public:
+  explicit LineReader(std::size_t max_line = 64 * 1024) noexcept : max_line_(max_line) {}
+  /// Only the reader may consume from `in` between calls (or call reset() after touching it):
+  /// it remembers how far it has scanned.
+  /// The next complete line (without its terminator), consumed from `in`; nullopt when no
+  /// complete line is buffered yet. EMSGSIZE when more than max_line bytes arrive
+  /// without a newline: the reader then refuses further lines until reset().
+  std::optional<std::string> next(Buffer& in, std::error_code& ec);
+  std::size_t max_line() const noexcept { return max_line_; }
+  void reset() noexcept {
+    failed_ = false;
+    scanned_ = 0;
+  }
+
+ private:
+  std::size_t max_line_;
+  std::size_t scanned_ = 0;  // bytes of `in` already known to hold no '\n'
+  bool failed_ = false;
+};
+
+}  // namespace reactor

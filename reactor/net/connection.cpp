@@ -1,0 +1,378 @@
+#include "reactor/net/connection.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <utility>
+
+namespace reactor {
+
+namespace {
+
+constexpr std::size_t kShrinkAbove = std::size_t{1} << 20;
+
+std::error_code errno_code(int e = errno) noexcept { return {e, std::generic_category()}; }
+
+CloseReason reason_for(std::error_code ec) noexcept {
+  if (ec == std::errc::connection_reset || ec == std::errc::broken_pipe) return CloseReason::reset;
+  if (ec == std::errc::timed_out) return CloseReason::timeout;
+  if (ec == std::errc::no_buffer_space || ec == std::errc::not_enough_memory) {
+    return CloseReason::limit;
+  }
+  return CloseReason::error;
+}
+
+// Calls a handler member without letting the call destroy it: the handler may replace
+// itself (or be cleared) while it runs.
+template <class Handler, class... Args>
+void invoke(Handler& member, Args&&... args) {
+  if (!member) return;
+  Handler running = std::move(member);
+  struct PutBack {
+    Handler& member;
+    Handler& running;
+    ~PutBack() {
+      if (!member) member = std::move(running);
+    }
+  } put_back{member, running};
+  running(std::forward<Args>(args)...);
+}
+
+}  // namespace
+
+std::string_view to_string(CloseReason reason) noexcept {
+  switch (reason) {
+    case CloseReason::eof:
+      return "eof";
+    case CloseReason::reset:
+      return "reset";
+    case CloseReason::timeout:
+      return "timeout";
+    case CloseReason::limit:
+      return "limit";
+    case CloseReason::local:
+      return "local";
+    case CloseReason::error:
+      return "error";
+  }
+  return "unknown";
+}
+
+std::shared_ptr<Connection> Connection::make(Reactor& loop, Socket socket, Options options) {
+  return std::make_shared<Connection>(Key{}, loop, std::move(socket), options);
+}
+
+Connection::Connection(Key, Reactor& loop, Socket socket, Options options)
+    : loop_(loop),
+      socket_(std::move(socket)),
+      options_(options),
+      input_(options.max_input),
+      output_(options.max_output) {
+  if (options_.reads_per_iteration == 0) options_.reads_per_iteration = 1;
+  if (options_.read_size == 0) options_.read_size = 64 * 1024;
+  if (options_.no_delay) socket_.set_no_delay(true);
+  std::error_code ignored;
+  local_ = socket_.local_address(ignored);
+  peer_ = socket_.peer_address(ignored);
+}
+
+Connection::~Connection() = default;  // members stop the watcher before closing the socket
+
+void Connection::start() {
+  if (started_ || state_ == State::closed) return;
+  started_ = true;
+  self_ = shared_from_this();
+  std::error_code ec;
+  interest_ = Interest::read;
+  if (!output_.empty()) interest_ = interest_ | Interest::write;  // queued before start()
+  watcher_ = loop_.watch(
+      socket_.fd(), interest_, [this](IoEvents e) { on_io(e); }, ec);
+  if (ec) {
+    teardown(CloseReason::error, ec);
+    return;
+  }
+  set_idle_timeout(options_.idle_timeout);
+  set_deadline(options_.deadline);
+}
+
+// ---------------------------------------------------------------------------------------
+// Events from the loop
+
+void Connection::on_io(IoEvents events) {
+  if (events.invalid()) {
+    teardown(CloseReason::error, std::make_error_code(std::errc::bad_file_descriptor));
+    return;
+  }
+  if (events.readable()) handle_read();
+  // A read callback may have closed us; then nothing more is delivered for this batch.
+  if (state_ != State::closed && events.writable()) handle_write();
+}
+
+void Connection::handle_read() {
+  std::size_t got = 0;
+  bool eof = false;
+  std::error_code failure;
+  for (unsigned i = 0; i < options_.reads_per_iteration; ++i) {
+    std::error_code ec;
+    const std::size_t n = input_.read_from(socket_.fd(), options_.read_size, ec);
+    if (ec == std::errc::resource_unavailable_try_again) break;
+    if (ec) {
+      failure = ec;
+      break;
+    }
+    if (n == 0) {
+      eof = true;
+      break;
+    }
+    got += n;
+    if (n < options_.read_size) break;  // drained, most likely: spare an EAGAIN read
+  }
+  if (got > 0) {
+    if (options_.idle_timeout.count() > 0) last_activity_ = loop_.now();
+    invoke(on_data_, *this, input_);
+    if (state_ == State::closed) return;
+  }
+  if (failure) {
+    // ENOBUFS: the input cap is reached because nobody consumes it.
+    teardown(reason_for(failure), failure);
+  } else if (eof) {
+    handle_eof();
+  }
+}
+
+void Connection::handle_eof() {
+  read_eof_ = true;
+  if (state_ != State::open) {  // already closing: just stop reading
+    update_interest();
+    return;
+  }
+  if (on_eof_) {
+    update_interest();
+    invoke(on_eof_, *this);
+    return;
+  }
+  if (output_.empty()) {
+    teardown(CloseReason::eof, {});
+    return;
+  }
+  state_ = State::closing;  // flush what is queued, then close
+  close_reason_ = CloseReason::eof;
+  update_interest();
+}
+
+void Connection::handle_write() {
+  if (!write_queued()) return;
+  if (output_.empty()) {
+    if (state_ == State::closing) {
+      teardown(close_reason_, close_error_);
+      return;
+    }
+    if (shutdown_requested_ && !write_shut_) finish_shutdown();
+  }
+  if (state_ == State::closed) return;
+  update_interest();
+  if (above_high_ && output_.size() <= options_.low_watermark) {
+    above_high_ = false;
+    invoke(on_low_, *this);
+  }
+}
+
+// Writes queued output until the socket is full. False if the connection broke.
+bool Connection::write_queued() {
+  while (!output_.empty()) {
+    const ssize_t n = ::send(socket_.fd(), output_.data(), output_.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      const std::error_code ec = errno_code();
+      teardown(reason_for(ec), ec);
+      return false;
+    }
+    const bool partial = static_cast<std::size_t>(n) < output_.size();
+    output_.consume(static_cast<std::size_t>(n));
+    if (partial) break;  // the socket is full
+  }
+  if (options_.idle_timeout.count() > 0) last_activity_ = loop_.now();
+  if (output_.empty() && output_.capacity() > kShrinkAbove) output_.shrink();
+  return true;
+}
+
+void Connection::on_idle_timer() {
+  const auto idle = options_.idle_timeout;
+  const auto quiet = loop_.now() - last_activity_;
+  if (quiet >= idle) {
+    teardown(CloseReason::timeout, std::make_error_code(std::errc::timed_out));
+    return;
+  }
+  // Activity since the timer was set: one timer per connection, re-armed only when it
+  // fires, instead of a timer operation per message.
+  idle_timer_ = loop_.after(idle - quiet, [this] { on_idle_timer(); });
+}
+
+// ---------------------------------------------------------------------------------------
+// Calls from the user
+
+std::error_code Connection::send(std::string_view bytes) {
+  if (state_ != State::open || shutdown_requested_) {
+    return std::make_error_code(std::errc::broken_pipe);
+  }
+  if (bytes.empty()) return {};
+  std::size_t written = 0;
+  if (output_.empty() && started_) {
+    // Nothing queued: write directly. Never when something is queued: that would overtake.
+    for (;;) {
+      const ssize_t n = ::send(socket_.fd(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n >= 0) {
+        written = static_cast<std::size_t>(n);
+        break;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      const std::error_code ec = errno_code();
+      teardown(reason_for(ec), ec);
+      return ec;
+    }
+    if (options_.idle_timeout.count() > 0) last_activity_ = loop_.now();
+    if (written == bytes.size()) return {};
+  }
+  const std::string_view rest = bytes.substr(written);
+  std::error_code ec;
+  if (rest.size() > options_.max_output - output_.size()) {
+    ec = std::make_error_code(std::errc::no_buffer_space);
+  } else {
+    ec = output_.append(rest);
+  }
+  if (ec) {
+    teardown(CloseReason::limit, ec);
+    return ec;
+  }
+  if (started_) update_interest();
+  if (!above_high_ && output_.size() >= options_.high_watermark) {
+    above_high_ = true;
+    // Not from inside this call: the producer hears it from the loop.
+    loop_.post([self = shared_from_this()] {
+      if (self->state_ != State::closed && self->above_high_) invoke(self->on_high_, *self);
+    });
+  }
+  return {};
+}
+
+std::error_code Connection::send(Buffer& bytes) {
+  const std::error_code ec = send(bytes.view());
+  if (!ec) bytes.clear();
+  return ec;
+}
+
+void Connection::send_from_any_thread(std::string bytes) {
+  loop_.post([self = shared_from_this(), bytes = std::move(bytes)] { self->send(bytes); });
+}
+
+std::error_code Connection::shutdown() {
+  if (state_ != State::open || shutdown_requested_) {
+    return std::make_error_code(std::errc::broken_pipe);
+  }
+  shutdown_requested_ = true;
+  if (output_.empty()) finish_shutdown();
+  return {};
+}
+
+void Connection::finish_shutdown() {
+  write_shut_ = true;
+  socket_.shutdown(SHUT_WR);  // ENOTCONN after a reset: the read side will report it
+  update_interest();
+  if (read_eof_ && !on_eof_) teardown(CloseReason::eof, {});  // both sides are done
+}
+
+void Connection::close() {
+  if (state_ != State::open) return;
+  if (!started_ || output_.empty() || write_shut_) {
+    teardown(CloseReason::local, {});
+    return;
+  }
+  state_ = State::closing;
+  close_reason_ = CloseReason::local;
+  update_interest();
+}
+
+void Connection::abort() {
+  if (state_ == State::closed) return;
+  socket_.set_reset_on_close();
+  output_.clear();
+  teardown(CloseReason::local, {});
+}
+
+void Connection::close_from_any_thread() {
+  loop_.post([self = shared_from_this()] { self->close(); });
+}
+
+void Connection::pause_reading() {
+  reading_ = false;
+  update_interest();
+}
+
+void Connection::resume_reading() {
+  reading_ = true;
+  update_interest();
+}
+
+void Connection::set_idle_timeout(std::chrono::nanoseconds timeout) {
+  options_.idle_timeout = timeout;
+  idle_timer_.cancel();
+  if (!started_ || state_ == State::closed || timeout.count() <= 0) return;
+  last_activity_ = loop_.now();
+  idle_timer_ = loop_.after(timeout, [this] { on_idle_timer(); });
+}
+
+void Connection::set_deadline(std::chrono::nanoseconds from_now) {
+  options_.deadline = from_now;
+  deadline_timer_.cancel();
+  if (!started_ || state_ == State::closed || from_now.count() <= 0) return;
+  deadline_timer_ = loop_.after(from_now, [this] {
+    teardown(CloseReason::timeout, std::make_error_code(std::errc::timed_out));
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// State
+
+void Connection::update_interest() {
+  if (state_ == State::closed || !started_) return;
+  Interest want = Interest::none;
+  if (reading_ && state_ == State::open && !read_eof_) want = want | Interest::read;
+  if (!output_.empty() && !write_shut_) want = want | Interest::write;
+  if (want == interest_) return;
+  if (const std::error_code ec = watcher_.set_interest(want)) {
+    teardown(CloseReason::error, ec);
+    return;
+  }
+  interest_ = want;
+}
+
+void Connection::teardown(CloseReason reason, std::error_code ec) {
+  if (state_ == State::closed) return;
+  state_ = State::closed;
+  close_reason_ = reason;
+  close_error_ = ec;
+  watcher_.stop();  // before close(): the loop must never see the number reused under us
+  idle_timer_.cancel();
+  deadline_timer_.cancel();
+  socket_.close();
+  output_ = Buffer(options_.max_output);
+  if (!started_) return;
+  // on_close runs from the loop, never inside the call that closed us; self_ keeps us alive
+  // until it has run.
+  loop_.post([self = shared_from_this()] { self->report_close(); });
+}
+
+void Connection::report_close() {
+  CloseHandler on_close = std::move(on_close_);
+  // Handlers often capture a shared_ptr to this connection: drop them to break the cycle.
+  on_data_ = nullptr;
+  on_eof_ = nullptr;
+  on_high_ = nullptr;
+  on_low_ = nullptr;
+  std::shared_ptr<Connection> keep = std::move(self_);
+  if (on_close) on_close(*this, close_reason_, close_error_);
+}
+
+}  // namespace reactor

@@ -1,0 +1,188 @@
+#pragma once
+/// \file
+/// A buffered, ordered, flow-controlled stream connection (TCP or Unix stream) on a Reactor.
+///
+/// Contract:
+/// - Bytes are never reordered, duplicated or lost while the connection is open: send()
+///   writes directly only when nothing is queued, and queues the rest in order; the queue is
+///   flushed when the socket is writable.
+/// - Every buffer has a hard cap. Input past Options::max_input (the user is not consuming)
+///   or output past Options::max_output (the producer ignores the watermarks) closes the
+///   connection with CloseReason::limit; a peer is never given unbounded memory.
+/// - Flow control: when queued output reaches the high watermark, on_high_watermark runs
+///   (pause the producer); when it falls back to the low watermark, on_low_watermark runs
+///   (resume it). pause_reading()/resume_reading() stop and restart input; a paused
+///   connection costs the loop nothing (its fd leaves the kernel set).
+/// - Fairness: at most Options::reads_per_iteration reads per loop iteration.
+/// - on_close runs exactly once, with the reason, always from the loop (never inside a call
+///   of yours into this class), after which no other callback runs. No callback ever runs
+///   inside one of your calls: a send() that fails reports through its return value now and
+///   through on_close later.
+/// - SIGPIPE is never raised (MSG_NOSIGNAL on every send) and its disposition is untouched.
+/// - Interrupted system calls are retried; EINTR never reaches you.
+/// - Lifetime: a Connection is held by std::shared_ptr. While a callback runs, the
+///   connection keeps itself alive, so dropping your last reference inside a callback is
+///   safe. Until it is closed it is kept alive by its registration with the loop.
+/// - Thread rule: loop thread only, except send_from_any_thread() and close_from_any_thread().
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "reactor/core/reactor.hpp"
+#include "reactor/net/address.hpp"
+#include "reactor/net/buffer.hpp"
+#include "reactor/net/socket.hpp"
+
+namespace reactor {
+
+/// Why a connection closed.
+enum class CloseReason : std::uint8_t {
+  eof,      ///< the peer closed (after our queued output was flushed)
+  reset,    ///< the peer reset the connection (or it broke: EPIPE, ECONNRESET)
+  timeout,  ///< idle timeout or absolute deadline passed (error ETIMEDOUT)
+  limit,    ///< an input or output cap was passed (error ENOBUFS), or memory ran out
+  local,    ///< close() or abort() was called
+  error,    ///< any other socket error (given as the error_code)
+};
+/// "eof", "reset", ...
+std::string_view to_string(CloseReason reason) noexcept;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  struct Options {
+    std::size_t max_input = std::size_t{4} << 20;        ///< input cap, bytes
+    std::size_t max_output = std::size_t{64} << 20;      ///< output cap, bytes
+    std::size_t high_watermark = std::size_t{4} << 20;   ///< on_high_watermark at/above
+    std::size_t low_watermark = std::size_t{256} << 10;  ///< on_low_watermark at/below
+    std::size_t read_size = 64 * 1024;                   ///< bytes asked for per read
+    unsigned reads_per_iteration = 4;                    ///< fairness bound
+    std::chrono::nanoseconds idle_timeout{0};            ///< 0: none
+    std::chrono::nanoseconds deadline{0};                ///< from start(); 0: none
+    bool no_delay = true;                                ///< TCP_NODELAY
+  };
+
+  using DataHandler = std::function<void(Connection&, Buffer& input)>;
+  using CloseHandler = std::function<void(Connection&, CloseReason, std::error_code)>;
+  using Handler = std::function<void(Connection&)>;
+
+  /// Wraps a connected, non-blocking socket. Nothing happens until start().
+  static std::shared_ptr<Connection> make(Reactor& loop, Socket socket, Options options);
+  static std::shared_ptr<Connection> make(Reactor& loop, Socket socket) {
+    return make(loop, std::move(socket), Options{});
+  }
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  /// Data arrived: it is in `input`; consume what you use (input.consume(n)). What you
+  /// leave stays for the next call.
+  void on_data(DataHandler h) { on_data_ = std::move(h); }
+  /// Exactly once, last (for a connection that was started).
+  void on_close(CloseHandler h) { on_close_ = std::move(h); }
+  /// The peer shut down its writing side. If set, the connection stays open (you may still
+  /// send, then shutdown() or close()); if not set, queued output is flushed and the
+  /// connection closes with CloseReason::eof.
+  void on_eof(Handler h) { on_eof_ = std::move(h); }
+  void on_high_watermark(Handler h) { on_high_ = std::move(h); }
+  void on_low_watermark(Handler h) { on_low_ = std::move(h); }
+
+  /// Starts reading (and the timers). Call once, after setting the handlers. Errors
+  /// (the loop refused the fd) close the connection with CloseReason::error.
+  void start();
+
+  /// Sends bytes, in order after everything sent before. Returns:
+  ///   {}        written or queued;
+  ///   EPIPE     after shutdown()/close(), or the connection is closed;
+  ///   ENOBUFS   the output cap would be passed: the connection closes (CloseReason::limit);
+  ///   ECONNRESET/EPIPE from the kernel: the connection closes (CloseReason::reset).
+  std::error_code send(std::string_view bytes);
+  /// Sends and empties `bytes` (its memory is reused when nothing is queued).
+  std::error_code send(Buffer& bytes);
+  /// Marshals a send to the loop thread. Thread rule: any thread.
+  void send_from_any_thread(std::string bytes);
+
+  /// Shuts down the writing side once the queue is flushed; reading goes on.
+  /// EPIPE if already shut down or closed.
+  std::error_code shutdown();
+  /// Graceful close: stop reading, flush the queue, close; on_close(local) after.
+  void close();
+  /// Abortive close: discard the queue and reset the connection (RST) now.
+  void abort();
+  /// close() marshalled to the loop thread. Thread rule: any thread.
+  void close_from_any_thread();
+
+  void pause_reading();
+  void resume_reading();
+  bool reading() const noexcept { return reading_; }
+
+  /// Re-arms the idle timeout (0: none) from now.
+  void set_idle_timeout(std::chrono::nanoseconds timeout);
+  /// Sets an absolute deadline from now (0: none).
+  void set_deadline(std::chrono::nanoseconds from_now);
+
+  bool open() const noexcept { return state_ != State::closed; }
+  std::size_t queued() const noexcept { return output_.size(); }
+  Buffer& input() noexcept { return input_; }
+  const Address& local_address() const noexcept { return local_; }
+  const Address& peer_address() const noexcept { return peer_; }
+  int fd() const noexcept { return socket_.fd(); }
+  Reactor& loop() const noexcept { return loop_; }
+  const Options& options() const noexcept { return options_; }
+
+ private:
+  struct Key {};
+
+ public:
+  Connection(Key, Reactor& loop, Socket socket, Options options);
+
+ private:
+  enum class State : std::uint8_t { open, closing, closed };
+
+  void on_io(IoEvents events);
+  void handle_read();
+  void handle_eof();
+  void handle_write();
+  void on_idle_timer();
+  bool write_queued();
+  void update_interest();
+  void finish_shutdown();
+  void teardown(CloseReason reason, std::error_code ec);
+  void report_close();
+
+  Reactor& loop_;
+  Socket socket_;
+  Options options_;
+  Buffer input_;
+  Buffer output_;
+  Address local_;
+  Address peer_;
+  IoWatcher watcher_;
+  Timer idle_timer_;
+  Timer deadline_timer_;
+  Reactor::Clock::time_point last_activity_{};
+  std::shared_ptr<Connection> self_;  // held while registered with the loop
+
+  DataHandler on_data_;
+  CloseHandler on_close_;
+  Handler on_eof_;
+  Handler on_high_;
+  Handler on_low_;
+
+  State state_ = State::open;
+  CloseReason close_reason_ = CloseReason::local;
+  std::error_code close_error_;
+  Interest interest_ = Interest::none;  // what the watcher asks for now
+  bool started_ = false;
+  bool reading_ = true;
+  bool read_eof_ = false;
+  bool shutdown_requested_ = false;  // shut down writing once the queue is flushed
+  bool write_shut_ = false;
+  bool above_high_ = false;
+};
+
+}  // namespace reactor

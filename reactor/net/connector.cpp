@@ -1,0 +1,68 @@
+#include "reactor/net/connector.hpp"
+
+#include <sys/socket.h>
+
+namespace reactor {
+
+std::shared_ptr<Connector> Connector::connect(Reactor& loop, const Address& address,
+                                              Handler handler, std::chrono::nanoseconds timeout) {
+  auto c = std::make_shared<Connector>(Key{}, loop, std::move(handler));
+  c->self_ = c;
+  c->start(address, timeout);
+  return c;
+}
+
+Connector::Connector(Key, Reactor& loop, Handler handler)
+    : loop_(loop), handler_(std::move(handler)) {}
+
+void Connector::start(const Address& address, std::chrono::nanoseconds timeout) {
+  std::error_code ec;
+  socket_ = Socket::open(address, SOCK_STREAM, ec);
+  if (!ec) ec = socket_.connect(address);
+  if (!ec) {
+    finish_later({});  // connected at once (usual for Unix sockets)
+    return;
+  }
+  if (ec != std::errc::operation_in_progress && ec != std::errc::resource_unavailable_try_again) {
+    finish_later(ec);
+    return;
+  }
+  watcher_ = loop_.watch(
+      socket_.fd(), Interest::write, [this](IoEvents) { finish(socket_.pending_error()); }, ec);
+  if (ec) {
+    finish_later(ec);
+    return;
+  }
+  if (timeout.count() > 0) {
+    timer_ = loop_.after(timeout, [this] { finish(std::make_error_code(std::errc::timed_out)); });
+  }
+}
+
+void Connector::cancel() { finish_later(std::make_error_code(std::errc::operation_canceled)); }
+
+void Connector::settle(std::error_code ec) {
+  settled_ = true;
+  watcher_.stop();
+  timer_.cancel();
+  if (ec) socket_.close();
+}
+
+void Connector::finish(std::error_code ec) {
+  if (settled_) return;
+  settle(ec);
+  report(ec);
+}
+
+void Connector::finish_later(std::error_code ec) {
+  if (settled_) return;
+  settle(ec);  // settled now, reported from the loop
+  loop_.post([self = shared_from_this(), ec] { self->report(ec); });
+}
+
+void Connector::report(std::error_code ec) {
+  Handler handler = std::move(handler_);
+  std::shared_ptr<Connector> keep = std::move(self_);
+  handler(ec, ec ? Socket{} : std::move(socket_));
+}
+
+}  // namespace reactor

@@ -1,0 +1,57 @@
+#pragma once
+/// \file
+/// An asynchronous stream connect (TCP or Unix) with a timeout.
+///
+/// The handler runs exactly once, from the loop (never inside connect() or cancel()): with
+/// a connected non-blocking socket and no error, or with an error and an empty socket —
+/// ECONNREFUSED, ETIMEDOUT (the timeout passed), ECANCELED (cancel() was called), or
+/// whatever socket() or connect() said. The socket it was trying is closed by then.
+/// Thread rule: loop thread only.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <system_error>
+
+#include "reactor/core/reactor.hpp"
+#include "reactor/net/address.hpp"
+#include "reactor/net/socket.hpp"
+
+namespace reactor {
+
+class Connector : public std::enable_shared_from_this<Connector> {
+ public:
+  using Handler = std::function<void(std::error_code, Socket)>;
+
+  /// Starts connecting to `address`, giving up after `timeout` (0: only the kernel's own).
+  /// The returned handle may be dropped: the connect goes on and the handler still runs.
+  static std::shared_ptr<Connector> connect(Reactor& loop, const Address& address, Handler handler,
+                                            std::chrono::nanoseconds timeout = {});
+  /// Gives up: the handler runs with ECANCELED, unless it has already run. Idempotent.
+  void cancel();
+  /// True until the outcome is settled (the handler has run or is about to).
+  bool pending() const noexcept { return !settled_; }
+
+ private:
+  struct Key {};
+
+ public:
+  Connector(Key, Reactor& loop, Handler handler);
+
+ private:
+  void start(const Address& address, std::chrono::nanoseconds timeout);
+  void settle(std::error_code ec);
+  void finish(std::error_code ec);
+  void finish_later(std::error_code ec);
+  void report(std::error_code ec);
+
+  Reactor& loop_;
+  Handler handler_;
+  Socket socket_;
+  IoWatcher watcher_;
+  Timer timer_;
+  std::shared_ptr<Connector> self_;  // alive until the handler has run
+  bool settled_ = false;
+};
+
+}  // namespace reactor

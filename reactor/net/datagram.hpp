@@ -1,0 +1,79 @@
+#pragma once
+/// \file
+/// A datagram socket (UDP over IPv4/IPv6, or Unix datagram) on a Reactor.
+///
+/// - One callback per datagram, with the sender's address; datagram boundaries are kept.
+///   A datagram larger than Options::max_datagram is delivered cut to that size with
+///   `truncated` set (never an overflow). A 0-byte datagram is delivered as such.
+/// - Sends go out at once and their errors come back at once from send()/send_to()
+///   (EMSGSIZE for an oversized datagram, EAGAIN when the socket buffer is full): nothing
+///   is queued and nothing is dropped silently.
+/// - Errors the kernel reports later (an ICMP port unreachable on a connected socket:
+///   ECONNREFUSED) arrive through on_error; the socket stays usable.
+/// - At most Options::reads_per_iteration datagrams per loop iteration (fairness).
+/// - Thread rule: loop thread only.
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "reactor/core/reactor.hpp"
+#include "reactor/net/address.hpp"
+#include "reactor/net/socket.hpp"
+
+namespace reactor {
+
+class DatagramSocket {
+ public:
+  struct Options {
+    std::size_t max_datagram = 65536;  ///< receive size; larger datagrams are truncated
+    unsigned reads_per_iteration = 16;
+    bool reuse_address = false;
+  };
+  using DatagramHandler =
+      std::function<void(std::string_view data, const Address& from, bool truncated)>;
+  using ErrorHandler = std::function<void(std::error_code)>;
+
+  /// Bound to `address` (port 0 / a Unix address with an empty path: the kernel picks;
+  /// for Unix that is an abstract autobind name, so replies can reach it). Throws
+  /// std::system_error and then holds no fd.
+  DatagramSocket(Reactor& loop, const Address& address, Options options);
+  DatagramSocket(Reactor& loop, const Address& address)
+      : DatagramSocket(loop, address, Options{}) {}
+  DatagramSocket(const DatagramSocket&) = delete;
+  DatagramSocket& operator=(const DatagramSocket&) = delete;
+  ~DatagramSocket();
+
+  void on_datagram(DatagramHandler h) { on_datagram_ = std::move(h); }
+  void on_error(ErrorHandler h) { on_error_ = std::move(h); }
+
+  /// Starts receiving. Errors from the loop are returned.
+  std::error_code start();
+  /// Stops receiving (sending still works).
+  void stop() noexcept { watcher_.stop(); }
+
+  /// Connected mode: only `peer`'s datagrams arrive, send() goes to it, and ICMP errors
+  /// are reported.
+  std::error_code connect(const Address& peer) noexcept;
+  std::error_code send(std::string_view data) noexcept;
+  std::error_code send_to(const Address& to, std::string_view data) noexcept;
+
+  const Address& local_address() const noexcept { return local_; }
+  int fd() const noexcept { return socket_.fd(); }
+
+ private:
+  void on_readable();
+
+  Reactor& loop_;
+  Options options_;
+  Socket socket_;
+  Address local_;
+  IoWatcher watcher_;
+  std::string buffer_;
+  DatagramHandler on_datagram_;
+  ErrorHandler on_error_;
+  bool* destroyed_ = nullptr;  // set while a callback runs, so it may destroy us
+};
+
+}  // namespace reactor

@@ -1,0 +1,97 @@
+#pragma once
+/// \file
+/// A listening stream socket (TCP or Unix) that accepts in batches on a Reactor.
+///
+/// - accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC: accepted sockets are ready for a Connection.
+/// - Up to Options::accepts_per_event accepts per readiness, so a connection storm cannot
+///   starve established connections.
+/// - Connection limit: each accepted socket comes with a Permit; while max_connections
+///   permits are alive the listener is disarmed (its fd leaves the kernel set: no accept
+///   spin); destroying a permit re-arms it at once.
+/// - fd exhaustion (EMFILE, ENFILE) and kernel memory shortage (ENOBUFS, ENOMEM): accepting
+///   pauses for a back-off (Options::error_backoff, doubling up to 1 s while it persists)
+///   instead of spinning. Pending clients wait in the kernel's backlog and are accepted once
+///   fds free up; none is dropped by us.
+/// - Transient per-connection errors (ECONNABORTED, EPROTO, EPERM, ...) skip that one client.
+/// - Thread rule: loop thread only. The accept handler may destroy the Listener; nothing is
+///   accepted or delivered after that.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <system_error>
+
+#include "reactor/core/reactor.hpp"
+#include "reactor/net/address.hpp"
+#include "reactor/net/socket.hpp"
+
+namespace reactor {
+
+namespace detail {
+struct ListenerState;
+}
+
+class Listener {
+ public:
+  struct Options {
+    int backlog = 4096;  ///< capped by the kernel at net.core.somaxconn
+    bool reuse_address = true;
+    bool reuse_port = false;
+    unsigned accepts_per_event = 64;
+    std::size_t max_connections = 0;  ///< 0: no limit
+    std::chrono::milliseconds error_backoff{50};
+  };
+
+  /// A slot in the connection limit; hold it for as long as the accepted connection lives.
+  /// Move-only; destroying it frees the slot. Loop thread only. Safe after the Listener
+  /// is gone.
+  class Permit {
+   public:
+    Permit() noexcept = default;
+    Permit(Permit&&) noexcept = default;
+    Permit& operator=(Permit&& other) noexcept;
+    ~Permit();
+    void release() noexcept;
+
+   private:
+    friend class Listener;
+    friend struct detail::ListenerState;
+    explicit Permit(std::shared_ptr<detail::ListenerState> state) noexcept
+        : state_(std::move(state)) {}
+    std::shared_ptr<detail::ListenerState> state_;
+  };
+
+  using AcceptHandler = std::function<void(Socket socket, const Address& peer, Permit permit)>;
+
+  /// Binds, listens and starts accepting. Throws std::system_error (EADDRINUSE, EACCES,
+  /// EINVAL for an empty address, ...) and then holds no fd.
+  Listener(Reactor& loop, const Address& address, AcceptHandler handler, Options options);
+  Listener(Reactor& loop, const Address& address, AcceptHandler handler)
+      : Listener(loop, address, std::move(handler), Options{}) {}
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  /// Stops accepting and closes the listening socket (a Unix path stays on disk; remove it
+  /// yourself if you want).
+  ~Listener();
+
+  /// The bound address, with the real port when port 0 was asked for.
+  const Address& address() const noexcept;
+  int fd() const noexcept;
+
+  /// Stops and restarts accepting (independently of the connection limit).
+  void pause();
+  void resume();
+
+  /// Permits alive.
+  std::size_t active() const noexcept;
+  /// True while the listening fd is in the loop's set.
+  bool accepting() const noexcept;
+  /// Times accepting paused for fd exhaustion or memory shortage.
+  std::uint64_t backoffs() const noexcept;
+
+ private:
+  std::shared_ptr<detail::ListenerState> state_;
+};
+
+}  // namespace reactor

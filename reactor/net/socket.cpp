@@ -1,0 +1,124 @@
+#include "reactor/net/socket.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace reactor {
+
+namespace {
+std::error_code result(int rc) noexcept {
+  return rc == 0 ? std::error_code{} : std::error_code{errno, std::generic_category()};
+}
+}  // namespace
+
+Socket& Socket::operator=(Socket&& other) noexcept {
+  if (this != &other) {
+    close();
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+Socket Socket::open(const Address& address, int type, std::error_code& ec) noexcept {
+  ec.clear();
+  if (address.empty()) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return {};
+  }
+  const int fd = ::socket(address.domain(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    ec = {errno, std::generic_category()};
+    return {};
+  }
+  return Socket(fd);
+}
+
+void Socket::close() noexcept {
+  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+}
+
+std::error_code Socket::bind(const Address& a) noexcept {
+  return result(::bind(fd_, a.native(), a.native_size()));
+}
+
+std::error_code Socket::listen(int backlog) noexcept { return result(::listen(fd_, backlog)); }
+
+std::error_code Socket::connect(const Address& a) noexcept {
+  int rc;
+  do {
+    rc = ::connect(fd_, a.native(), a.native_size());
+  } while (rc != 0 && errno == EINTR);
+  return result(rc);
+}
+
+std::error_code Socket::shutdown(int how) noexcept { return result(::shutdown(fd_, how)); }
+
+std::error_code Socket::set_option(int level, int name, int value) noexcept {
+  return result(::setsockopt(fd_, level, name, &value, sizeof value));
+}
+
+std::error_code Socket::set_reuse_address(bool on) noexcept {
+  return set_option(SOL_SOCKET, SO_REUSEADDR, on ? 1 : 0);
+}
+
+std::error_code Socket::set_reuse_port(bool on) noexcept {
+  return set_option(SOL_SOCKET, SO_REUSEPORT, on ? 1 : 0);
+}
+
+std::error_code Socket::set_no_delay(bool on) noexcept {
+  std::error_code ec = set_option(IPPROTO_TCP, TCP_NODELAY, on ? 1 : 0);
+  // Unix sockets have no Nagle to turn off.
+  if (ec == std::errc::operation_not_supported || ec == std::errc::no_protocol_option ||
+      ec == std::errc::invalid_argument) {
+    return {};
+  }
+  return ec;
+}
+
+std::error_code Socket::set_send_buffer(int bytes) noexcept {
+  return set_option(SOL_SOCKET, SO_SNDBUF, bytes);
+}
+
+std::error_code Socket::set_receive_buffer(int bytes) noexcept {
+  return set_option(SOL_SOCKET, SO_RCVBUF, bytes);
+}
+
+std::error_code Socket::set_reset_on_close() noexcept {
+  const linger l{1, 0};
+  return result(::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l));
+}
+
+std::error_code Socket::pending_error() const noexcept {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+    return {errno, std::generic_category()};
+  }
+  return {err, std::generic_category()};
+}
+
+Address Socket::local_address(std::error_code& ec) const noexcept {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    ec = {errno, std::generic_category()};
+    return {};
+  }
+  return Address::from_native(reinterpret_cast<sockaddr*>(&ss), len, ec);
+}
+
+Address Socket::peer_address(std::error_code& ec) const noexcept {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getpeername(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    ec = {errno, std::generic_category()};
+    return {};
+  }
+  return Address::from_native(reinterpret_cast<sockaddr*>(&ss), len, ec);
+}
+
+}  // namespace reactor

@@ -1,0 +1,61 @@
+#pragma once
+/// \file
+/// An owned socket fd: non-blocking and close-on-exec from birth, closed on destruction.
+/// Thin and explicit: every call is one system call and returns its error.
+
+#include <cstddef>
+#include <system_error>
+#include <utility>
+
+#include "reactor/net/address.hpp"
+
+namespace reactor {
+
+class Socket {
+ public:
+  Socket() noexcept = default;
+  /// Takes ownership of an open fd (made non-blocking and close-on-exec by the caller).
+  explicit Socket(int fd) noexcept : fd_(fd) {}
+  Socket(Socket&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Socket& operator=(Socket&& other) noexcept;
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+  ~Socket() { close(); }
+
+  /// A new socket of `type` (SOCK_STREAM, SOCK_DGRAM) for the family of `address`.
+  static Socket open(const Address& address, int type, std::error_code& ec) noexcept;
+
+  int fd() const noexcept { return fd_; }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+  /// Gives up ownership.
+  int release() noexcept { return std::exchange(fd_, -1); }
+  /// Closes now (EINTR from close is not retried: on Linux the fd is gone either way).
+  void close() noexcept;
+
+  std::error_code bind(const Address& address) noexcept;
+  std::error_code listen(int backlog) noexcept;
+  /// Starts a connect. EINPROGRESS is returned as an error: wait for writability, then
+  /// read pending_error().
+  std::error_code connect(const Address& address) noexcept;
+  /// shutdown(2): SHUT_RD, SHUT_WR or SHUT_RDWR.
+  std::error_code shutdown(int how) noexcept;
+
+  std::error_code set_option(int level, int name, int value) noexcept;
+  std::error_code set_reuse_address(bool on) noexcept;
+  std::error_code set_reuse_port(bool on) noexcept;
+  std::error_code set_no_delay(bool on) noexcept;  ///< TCP only; ignored for Unix sockets
+  std::error_code set_send_buffer(int bytes) noexcept;
+  std::error_code set_receive_buffer(int bytes) noexcept;
+  /// SO_LINGER {1, 0}: the next close() sends a reset instead of a FIN.
+  std::error_code set_reset_on_close() noexcept;
+
+  /// SO_ERROR: the pending error, cleared by reading it.
+  std::error_code pending_error() const noexcept;
+  Address local_address(std::error_code& ec) const noexcept;
+  Address peer_address(std::error_code& ec) const noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
+}  // namespace reactor
