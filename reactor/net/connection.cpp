@@ -81,12 +81,14 @@ Connection::~Connection() = default;  // members stop the watcher before closing
 void Connection::start() {
   if (started_ || state_ == State::closed) return;
   started_ = true;
-  self_ = shared_from_this();
   std::error_code ec;
   interest_ = Interest::read;
   if (!output_.empty()) interest_ = interest_ | Interest::write;  // queued before start()
+  // The registration owns the connection: the loop runs a handler from the stack, so the
+  // connection outlives its own callbacks without a reference count per event, and a loop
+  // destroyed with connections open frees them.
   watcher_ = loop_.watch(
-      socket_.fd(), interest_, [this](IoEvents e) { on_io(e); }, ec);
+      socket_.fd(), interest_, [self = shared_from_this()](IoEvents e) { self->on_io(e); }, ec);
   if (ec) {
     teardown(CloseReason::error, ec);
     return;
@@ -350,6 +352,8 @@ void Connection::update_interest() {
 
 void Connection::teardown(CloseReason reason, std::error_code ec) {
   if (state_ == State::closed) return;
+  // Stopping the watcher below may drop the loop's reference, possibly the last one.
+  std::shared_ptr<Connection> keep = shared_from_this();
   state_ = State::closed;
   close_reason_ = reason;
   close_error_ = ec;
@@ -359,9 +363,9 @@ void Connection::teardown(CloseReason reason, std::error_code ec) {
   socket_.close();
   output_ = Buffer(options_.max_output);
   if (!started_) return;
-  // on_close runs from the loop, never inside the call that closed us; self_ keeps us alive
-  // until it has run.
-  loop_.post([self = shared_from_this()] { self->report_close(); });
+  // on_close runs from the loop, never inside the call that closed us; the task keeps us
+  // alive until it has run.
+  loop_.post([self = std::move(keep)] { self->report_close(); });
 }
 
 void Connection::report_close() {
@@ -371,7 +375,6 @@ void Connection::report_close() {
   on_eof_ = nullptr;
   on_high_ = nullptr;
   on_low_ = nullptr;
-  std::shared_ptr<Connection> keep = std::move(self_);
   if (on_close) on_close(*this, close_reason_, close_error_);
 }
 

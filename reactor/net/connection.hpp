@@ -20,9 +20,10 @@
 ///   through on_close later.
 /// - SIGPIPE is never raised (MSG_NOSIGNAL on every send) and its disposition is untouched.
 /// - Interrupted system calls are retried; EINTR never reaches you.
-/// - Lifetime: a Connection is held by std::shared_ptr. While a callback runs, the
-///   connection keeps itself alive, so dropping your last reference inside a callback is
-///   safe. Until it is closed it is kept alive by its registration with the loop.
+/// - Lifetime: a Connection is held by std::shared_ptr. Once started, its registration with
+///   the loop holds a reference until it is closed and on_close has run, so you need not keep
+///   one, and dropping your last reference inside a callback is safe. Destroying the loop
+///   releases connections still open (no on_close then).
 /// - Thread rule: loop thread only, except send_from_any_thread() and close_from_any_thread().
 
 #include <chrono>
@@ -165,7 +166,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Timer idle_timer_;
   Timer deadline_timer_;
   Reactor::Clock::time_point last_activity_{};
-  std::shared_ptr<Connection> self_;  // held while registered with the loop
 
   DataHandler on_data_;
   CloseHandler on_close_;

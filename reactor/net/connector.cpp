@@ -7,7 +7,6 @@ namespace reactor {
 std::shared_ptr<Connector> Connector::connect(Reactor& loop, const Address& address,
                                               Handler handler, std::chrono::nanoseconds timeout) {
   auto c = std::make_shared<Connector>(Key{}, loop, std::move(handler));
-  c->self_ = c;
   c->start(address, timeout);
   return c;
 }
@@ -27,14 +26,18 @@ void Connector::start(const Address& address, std::chrono::nanoseconds timeout) 
     finish_later(ec);
     return;
   }
+  // While pending, the loop's handlers hold the connector (it holds only their handles).
   watcher_ = loop_.watch(
-      socket_.fd(), Interest::write, [this](IoEvents) { finish(socket_.pending_error()); }, ec);
+      socket_.fd(), Interest::write,
+      [self = shared_from_this()](IoEvents) { self->finish(self->socket_.pending_error()); }, ec);
   if (ec) {
     finish_later(ec);
     return;
   }
   if (timeout.count() > 0) {
-    timer_ = loop_.after(timeout, [this] { finish(std::make_error_code(std::errc::timed_out)); });
+    timer_ = loop_.after(timeout, [self = shared_from_this()] {
+      self->finish(std::make_error_code(std::errc::timed_out));
+    });
   }
 }
 
@@ -49,6 +52,7 @@ void Connector::settle(std::error_code ec) {
 
 void Connector::finish(std::error_code ec) {
   if (settled_) return;
+  std::shared_ptr<Connector> keep = shared_from_this();  // settle() drops the loop's refs
   settle(ec);
   report(ec);
 }
@@ -61,7 +65,6 @@ void Connector::finish_later(std::error_code ec) {
 
 void Connector::report(std::error_code ec) {
   Handler handler = std::move(handler_);
-  std::shared_ptr<Connector> keep = std::move(self_);
   handler(ec, ec ? Socket{} : std::move(socket_));
 }
 

@@ -50,7 +50,6 @@ class Connector : public std::enable_shared_from_this<Connector> {
   Socket socket_;
   IoWatcher watcher_;
   Timer timer_;
-  std::shared_ptr<Connector> self_;  // alive until the handler has run
   bool settled_ = false;
 };
 
