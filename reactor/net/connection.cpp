@@ -282,7 +282,7 @@ void Connection::finish_shutdown() {
   write_shut_ = true;
   socket_.shutdown(SHUT_WR);  // ENOTCONN after a reset: the read side will report it
   update_interest();
-  if (read_eof_ && !on_eof_) teardown(CloseReason::eof, {});  // both sides are done
+  if (read_eof_) teardown(CloseReason::eof, {});  // both directions are finished
 }
 
 void Connection::close() {

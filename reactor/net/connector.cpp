@@ -22,7 +22,9 @@ void Connector::start(const Address& address, std::chrono::nanoseconds timeout) 
     finish_later({});  // connected at once (usual for Unix sockets)
     return;
   }
-  if (ec != std::errc::operation_in_progress && ec != std::errc::resource_unavailable_try_again) {
+  // Only EINPROGRESS means "in progress". A Unix socket answers EAGAIN when the listener's
+  // backlog is full: it is not connecting, and would look writable at once.
+  if (ec != std::errc::operation_in_progress) {
     finish_later(ec);
     return;
   }

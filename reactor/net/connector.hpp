@@ -4,7 +4,8 @@
 ///
 /// The handler runs exactly once, from the loop (never inside connect() or cancel()): with
 /// a connected non-blocking socket and no error, or with an error and an empty socket —
-/// ECONNREFUSED, ETIMEDOUT (the timeout passed), ECANCELED (cancel() was called), or
+/// ECONNREFUSED, ETIMEDOUT (the timeout passed), ECANCELED (cancel() was called), EAGAIN
+/// (a Unix listener's backlog is full), or
 /// whatever socket() or connect() said. The socket it was trying is closed by then.
 /// Thread rule: loop thread only.
 

@@ -11,9 +11,12 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 
 #include "reactor/core/reactor.hpp"
+#include "tests/support/backends.hpp"
 
 namespace reactor::test {
 
@@ -29,11 +32,28 @@ inline double ms_between(SteadyClock::time_point from, SteadyClock::time_point t
 /// Calls loop.run_once(per_call) until `done()` holds, at most `max_calls` times.
 /// Returns done() at the end. Never unbounded: the caller picks both bounds.
 template <class Pred>
-bool run_until(Reactor& loop, Pred done, int max_calls = 200,
-               std::chrono::nanoseconds per_call = milliseconds(20)) {
+bool run_once_until(Reactor& loop, Pred done, int max_calls = 200,
+                    std::chrono::nanoseconds per_call = milliseconds(20)) {
   for (int i = 0; i < max_calls && !done(); ++i) loop.run_once(per_call);
   return done();
 }
+
+/// Builds and runs one Reactor over `backend` once per process, before a test's FdLeakCheck
+/// starts: libuv opens process-wide fds the first time a loop is made and keeps them.
+inline void prepare_backend(const std::string& backend) {
+  static std::mutex mutex;
+  static std::set<std::string> done;
+  std::lock_guard lock(mutex);
+  if (!done.insert(backend).second) return;
+  Reactor loop(backend);
+  loop.run_once(std::chrono::nanoseconds{0});
+}
+
+/// Base fixture for the time, signal, post, lifecycle and fork suites.
+class TimeTest : public BackendTest {
+ protected:
+  void SetUp() override { prepare_backend(backend()); }
+};
 
 /// Calls loop.stop() from another thread if it is still alive after `limit`: a bound on a
 /// loop the library might fail to wake. fired() tells whether it had to.
@@ -49,7 +69,10 @@ class Watchdog {
         }) {}
   Watchdog(const Watchdog&) = delete;
   Watchdog& operator=(const Watchdog&) = delete;
-  ~Watchdog() { disarm(); }
+  ~Watchdog() {
+    disarm();
+    EXPECT_FALSE(fired()) << "the watchdog had to stop a loop that did not return in time";
+  }
 
   /// Ends the watchdog thread (joins it). Idempotent.
   void disarm() {
