@@ -322,7 +322,9 @@ std::size_t Reactor::run_once(std::optional<std::chrono::nanoseconds> timeout) {
   if (s.dispatching) {
     throw std::logic_error("reactor: run_once() called from inside a callback");
   }
-  update_time();
+  // The clock is read before the poll only when a wait must be measured from now; the
+  // reading after the poll serves everything else (one clock read per busy iteration).
+  if (timeout || s.timers.size() != 0) update_time();
   const std::optional<std::int64_t> deadline =
       timeout ? std::optional(deadline_after(s.now_ns, *timeout)) : std::nullopt;
   std::size_t calls = 0;
@@ -347,11 +349,11 @@ std::size_t Reactor::run_once(std::optional<std::chrono::nanoseconds> timeout) {
       bool& flag;
       ~Leave() { flag = false; }
     } leave{s.dispatching};
-    calls += dispatch_io();      // 2.
-    calls += deliver_signals();  // 3.
-    calls += fire_timers();      // 4.
-    calls += run_posted();       // 5.
-    ++s.iterations;              // 6.
+    calls += dispatch_io();                                // 2.
+    if (s.signal_target >= 0) calls += deliver_signals();  // 3.
+    if (s.timers.size() != 0) calls += fire_timers();      // 4.
+    if (s.has_posted.load()) calls += run_posted();        // 5.
+    ++s.iterations;                                        // 6.
 
     // Something happened, or time is up. An empty wake-up (a signal that is not ours, the
     // kernel waking early) waits again for the rest of the time.
@@ -369,8 +371,10 @@ std::size_t Reactor::dispatch_io() {
     const Readiness r = s.ready[i];
     const int fd = detail::token_fd(r.token);
     const std::uint32_t generation = detail::token_generation(r.token);
-    if (!watching(fd, generation)) continue;  // stopped or replaced earlier in this batch
-    IoSlot& slot = s.io[fd];
+    // Stopped or replaced earlier in this batch?
+    if (static_cast<std::size_t>(fd) >= s.io.size()) continue;
+    IoSlot& slot = s.io[static_cast<std::size_t>(fd)];
+    if (!slot.active || slot.generation != generation) continue;
     IoHandler handler = std::move(slot.handler);
     IoEvents events;
     if (r.events.invalid()) {
@@ -432,7 +436,9 @@ std::size_t Reactor::deliver_signals() {
 std::size_t Reactor::fire_timers() {
   LoopState& s = *state_;
   std::size_t calls = 0;
-  const std::int64_t now = clock_ns();
+  // The time read right after the poll: later than every deadline it finds due, so no timer
+  // fires early; a timer set by an I/O callback since then waits for the next iteration.
+  const std::int64_t now = s.now_ns;
   // Timers scheduled from here on (by the callbacks below) wait for the next iteration.
   const std::uint64_t limit = s.timers.sequence();
   while (const auto id = s.timers.pop_due(now, limit)) {
