@@ -19,7 +19,9 @@ void Connector::start(const Address& address, std::chrono::nanoseconds timeout) 
   socket_ = Socket::open(address, SOCK_STREAM, ec);
   if (!ec) ec = socket_.connect(address);
   if (!ec) {
-    finish_later({});  // connected at once (usual for Unix sockets)
+    // Connected at once (usual for Unix sockets). Reported from the loop, and not settled
+    // until then: a cancel() before it still wins.
+    loop_.post([self = shared_from_this()] { self->finish({}); });
     return;
   }
   // Only EINPROGRESS means "in progress". A Unix socket answers EAGAIN when the listener's

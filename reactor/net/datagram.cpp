@@ -11,13 +11,13 @@ namespace {
 std::error_code errno_code(int e = errno) noexcept { return {e, std::generic_category()}; }
 
 // Runs a handler member from the stack: it may replace itself or destroy the socket that
-// owns it (then `destroyed` is set and the member is not touched again).
+// owns it (then `alive` turns false and the member is not touched again).
 template <class Handler, class... Args>
-void call(Handler& member, const bool& destroyed, Args&&... args) {
+void call(Handler& member, const bool& alive, Args&&... args) {
   if (!member) return;
   Handler running = std::move(member);
   running(std::forward<Args>(args)...);
-  if (!destroyed && !member) member = std::move(running);
+  if (alive && !member) member = std::move(running);
 }
 }  // namespace
 
@@ -48,7 +48,7 @@ DatagramSocket::DatagramSocket(Reactor& loop, const Address& address, Options op
 }
 
 DatagramSocket::~DatagramSocket() {
-  if (destroyed_ != nullptr) *destroyed_ = true;
+  *alive_ = false;
   watcher_.stop();
 }
 
@@ -82,15 +82,8 @@ std::error_code DatagramSocket::send_to(const Address& to, std::string_view data
 }
 
 void DatagramSocket::on_readable() {
-  bool destroyed = false;
-  destroyed_ = &destroyed;
-  struct Clear {
-    DatagramSocket* self;
-    bool& destroyed;
-    ~Clear() {
-      if (!destroyed) self->destroyed_ = nullptr;
-    }
-  } clear{this, destroyed};
+  // A handler may destroy this socket: the destructor clears the flag this copy keeps.
+  const std::shared_ptr<bool> alive = alive_;
   for (unsigned i = 0; i < options_.reads_per_iteration; ++i) {
     sockaddr_storage from{};
     iovec iov{buffer_.data(), buffer_.size()};
@@ -105,8 +98,8 @@ void DatagramSocket::on_readable() {
       if (e == EINTR) continue;
       if (e == EAGAIN || e == EWOULDBLOCK) return;
       // ECONNREFUSED and friends: a report about an earlier send, not a broken socket.
-      call(on_error_, destroyed, errno_code(e));
-      if (destroyed) return;
+      call(on_error_, *alive, errno_code(e));
+      if (!*alive) return;
       continue;
     }
     std::error_code ec;
@@ -115,9 +108,9 @@ void DatagramSocket::on_readable() {
       sender = Address::from_native(reinterpret_cast<sockaddr*>(&from), msg.msg_namelen, ec);
     }
     const bool truncated = (msg.msg_flags & MSG_TRUNC) != 0;
-    call(on_datagram_, destroyed, std::string_view(buffer_.data(), static_cast<std::size_t>(n)),
+    call(on_datagram_, *alive, std::string_view(buffer_.data(), static_cast<std::size_t>(n)),
          sender, truncated);
-    if (destroyed || !watcher_.active()) return;
+    if (!*alive || !watcher_.active()) return;
   }
 }
 

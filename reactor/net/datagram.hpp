@@ -14,6 +14,7 @@
 /// - Thread rule: loop thread only.
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -73,7 +74,7 @@ class DatagramSocket {
   std::string buffer_;
   DatagramHandler on_datagram_;
   ErrorHandler on_error_;
-  bool* destroyed_ = nullptr;  // set while a callback runs, so it may destroy us
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 };
 
 }  // namespace reactor

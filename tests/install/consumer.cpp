@@ -1,0 +1,18 @@
+// The smallest program that uses an installed reactor: a 1 ms timer stops the loop.
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "reactor/core/reactor.hpp"
+
+int main() {
+  reactor::Reactor loop;
+  bool fired = false;
+  reactor::Timer timer = loop.after(std::chrono::milliseconds(1), [&] {
+    fired = true;
+    loop.stop();
+  });
+  loop.run();
+  std::printf("backend: %s\n", std::string(loop.backend_name()).c_str());
+  return fired ? 0 : 1;
+}

@@ -1,0 +1,453 @@
+// Listener on every backend, over TCP v4, TCP v6 (when ::1 exists) and Unix stream: port 0,
+// accepting a burst in bounded batches, the connection limit (S7), fd exhaustion back-off
+// (EMFILE), closing the accepted socket and destroying the Listener inside the accept
+// handler (S10), pause/resume, and constructor failures that leak nothing (S3).
+#include "reactor/net/listener.hpp"
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "reactor/core/reactor.hpp"
+#include "reactor/net/address.hpp"
+#include "reactor/net/connection.hpp"
+#include "reactor/net/socket.hpp"
+#include "tests/support/backends.hpp"
+#include "tests/support/fds.hpp"
+#include "tests/support/net_test_util.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using reactor::Address;
+using reactor::CloseReason;
+using reactor::Connection;
+using reactor::Listener;
+using reactor::Reactor;
+using reactor::Socket;
+using reactor::test::Fd;
+using reactor::test::FdLeakCheck;
+using reactor::test::open_fd_count;
+using reactor::test::netutil::drive;
+using reactor::test::netutil::iterations_over;
+using reactor::test::netutil::limit_leaving_free;
+using reactor::test::netutil::raw_connect;
+using reactor::test::netutil::read_some;
+using reactor::test::netutil::ReadResult;
+using reactor::test::netutil::ScopedFdLimit;
+using reactor::test::netutil::settle;
+using reactor::test::netutil::stream_transports;
+using reactor::test::netutil::Transport;
+using reactor::test::netutil::wait_fd;
+
+class ListenerTest : public reactor::test::BackendTest {
+ protected:
+  void SetUp() override { reactor::test::netutil::warm_up(backend()); }
+};
+
+/// `n` raw clients connecting to `to`, each waited for until its connect completed (the
+/// kernel finishes loopback handshakes without an accept()).
+std::vector<Fd> connect_clients(const Address& to, std::size_t n) {
+  std::vector<Fd> clients;
+  for (std::size_t i = 0; i < n; ++i) {
+    int err = 0;
+    Fd fd = raw_connect(to, err);
+    EXPECT_TRUE(fd.get() >= 0) << "client " << i << ": " << std::strerror(err);
+    if (fd.get() < 0) break;
+    clients.push_back(std::move(fd));
+  }
+  for (Fd& c : clients) EXPECT_NE(wait_fd(c.get(), POLLOUT, 5000) & POLLOUT, 0);
+  return clients;
+}
+
+/// True when the client's connection was ended by the other side (EOF or reset) within
+/// `ms`; data that arrives first is skipped.
+bool ended_by_peer(int fd, int ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  std::string ignored;
+  while (std::chrono::steady_clock::now() < deadline) {
+    wait_fd(fd, POLLIN, 50);
+    int err = 0;
+    const ReadResult r = read_some(fd, ignored, std::size_t{1} << 20, &err);
+    if (r == ReadResult::eof) return true;
+    if (r == ReadResult::error) return err == ECONNRESET || err == EPIPE;
+  }
+  return false;
+}
+
+/// CPU time this thread has used.
+std::chrono::microseconds thread_cpu() {
+  rusage ru{};
+  ::getrusage(RUSAGE_THREAD, &ru);
+  return std::chrono::seconds(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         std::chrono::microseconds(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+// ---------------------------------------------------------------------------------------
+
+TEST_P(ListenerTest, PortZeroGetsARealPortAndAccepts) {
+  FdLeakCheck leaks;
+  Reactor loop(backend());
+  for (const Transport& t : stream_transports()) {
+    SCOPED_TRACE(t.name);
+    std::vector<Socket> accepted;
+    std::vector<Address> peers;
+    Listener listener(loop, t.bind, [&](Socket s, const Address& peer, Listener::Permit) {
+      accepted.push_back(std::move(s));
+      peers.push_back(peer);
+    });
+    EXPECT_GE(listener.fd(), 0);
+    EXPECT_TRUE(listener.accepting());
+    EXPECT_EQ(listener.address().family(), t.bind.family());
+    if (t.ip()) {
+      EXPECT_NE(listener.address().port(), 0) << listener.address().to_string();
+    } else {
+      EXPECT_EQ(listener.address(), t.bind) << listener.address().to_string();
+    }
+    std::vector<Fd> clients = connect_clients(listener.address(), 1);
+    ASSERT_EQ(clients.size(), 1u);
+    ASSERT_TRUE(drive(
+        loop, [&] { return !accepted.empty(); }, 2000ms));
+    ASSERT_EQ(accepted.size(), 1u);
+    EXPECT_TRUE(accepted[0]);
+    std::error_code ec;
+    EXPECT_EQ(accepted[0].local_address(ec), listener.address());
+    if (t.ip()) {
+      const Address client_side = Socket(::dup(clients[0].get())).local_address(ec);
+      EXPECT_EQ(peers[0], client_side) << peers[0].to_string();
+    }
+    // Non-blocking, as promised: a read with nothing there says EAGAIN instead of blocking.
+    char c;
+    EXPECT_EQ(::recv(accepted[0].fd(), &c, 1, 0), -1);
+    EXPECT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK);
+  }
+}
+
+TEST_P(ListenerTest, ManyClientsAtOnceAreAllAcceptedInBoundedBatches) {
+  FdLeakCheck leaks;
+  Reactor loop(backend());
+  for (const Transport& t : stream_transports()) {
+    SCOPED_TRACE(t.name);
+    constexpr std::size_t kClients = 300;
+    Listener::Options options;
+    options.accepts_per_event = 8;
+    std::vector<Socket> accepted;
+    std::set<std::uint16_t> peer_ports;
+    std::map<std::uint64_t, unsigned> per_iteration;
+    Listener listener(
+        loop, t.bind,
+        [&](Socket s, const Address& peer, Listener::Permit) {
+          accepted.push_back(std::move(s));
+          peer_ports.insert(peer.port());
+          ++per_iteration[loop.iterations()];
+        },
+        options);
+    std::vector<Fd> clients = connect_clients(listener.address(), kClients);
+    ASSERT_EQ(clients.size(), kClients);
+    ASSERT_TRUE(drive(
+        loop, [&] { return accepted.size() == kClients; }, 10000ms))
+        << accepted.size() << " of " << kClients;
+    iterations_over(loop, 50ms, 10ms);
+    EXPECT_EQ(accepted.size(), kClients);
+    unsigned most = 0;
+    for (const auto& [iteration, n] : per_iteration) most = std::max(most, n);
+    EXPECT_LE(most, 8u) << "more than accepts_per_event accepts in one iteration";
+    EXPECT_GE(per_iteration.size(), kClients / 8);
+    if (t.ip()) {
+      EXPECT_EQ(peer_ports.size(), kClients) << "the same peer reported twice";
+    }
+    for (const Socket& s : accepted) EXPECT_TRUE(s);
+    EXPECT_EQ(listener.active(), 0u) << "permits dropped by the handler still count";
+  }
+}
+
+// S7: limit 100, 300 clients.
+TEST_P(ListenerTest, ConnectionLimitHoldsAndResumesWhenASlotFrees) {
+  FdLeakCheck leaks;
+  Reactor loop(backend());
+  for (const Transport& t : stream_transports()) {
+    SCOPED_TRACE(t.name);
+    constexpr std::size_t kLimit = 100;
+    constexpr std::size_t kClients = 300;
+    Listener::Options options;
+    options.max_connections = kLimit;
+    struct Held {
+      Socket socket;
+      Listener::Permit permit;
+    };
+    std::vector<Held> held;
+    std::size_t accepted = 0;
+    std::size_t most_active = 0;
+    const Listener* self = nullptr;
+    Listener listener(
+        loop, t.bind,
+        [&](Socket s, const Address&, Listener::Permit p) {
+          ++accepted;
+          held.push_back({std::move(s), std::move(p)});
+          most_active = std::max(most_active, self->active());
+        },
+        options);
+    self = &listener;
+    auto note = [&] { most_active = std::max(most_active, listener.active()); };
+
+    std::vector<Fd> clients = connect_clients(listener.address(), kClients);
+    ASSERT_EQ(clients.size(), kClients);
+    ASSERT_TRUE(drive(
+        loop,
+        [&] {
+          note();
+          return accepted >= kLimit;
+        },
+        5000ms))
+        << accepted;
+    iterations_over(loop, 50ms, 10ms);
+    note();
+    EXPECT_EQ(accepted, kLimit);
+    EXPECT_EQ(listener.active(), kLimit);
+    EXPECT_FALSE(listener.accepting()) << "still accepting while full";
+
+    // Full and idle, with 200 clients waiting in the backlog: no accept spin, little CPU.
+    const auto cpu_before = thread_cpu();
+    const std::uint64_t idle = iterations_over(loop, 500ms, 100ms);
+    const auto cpu = thread_cpu() - cpu_before;
+    note();
+    EXPECT_LE(idle, 20u) << "the loop spins while the listener is full";
+    EXPECT_LT(cpu, 150ms) << "CPU used while full and idle";
+    EXPECT_EQ(accepted, kLimit);
+
+    // A slot frees: accepting resumes at once and a waiting client is taken within 100 ms.
+    const std::uint64_t before = loop.iterations();
+    const auto t0 = std::chrono::steady_clock::now();
+    held.pop_back();
+    EXPECT_EQ(listener.active(), kLimit - 1);
+    EXPECT_TRUE(listener.accepting()) << "not re-armed when a permit was destroyed";
+    ASSERT_TRUE(drive(
+        loop, [&] { return accepted == kLimit + 1; }, 1000ms, 5ms));
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_LE(took, 100ms) << std::chrono::duration<double, std::milli>(took).count() << " ms";
+    EXPECT_LE(loop.iterations() - before, 3u);
+    EXPECT_FALSE(listener.accepting());
+
+    // The rest, freeing 30 slots whenever the limit is reached; never more than 100 alive.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (accepted < kClients && std::chrono::steady_clock::now() < deadline) {
+      if (listener.active() == kLimit) {
+        held.erase(held.begin(), held.begin() + 30);
+        note();
+      }
+      loop.run_once(10ms);
+      note();
+      ASSERT_LE(listener.active(), kLimit);
+    }
+    EXPECT_EQ(accepted, kClients);
+    EXPECT_LE(most_active, kLimit);
+    EXPECT_EQ(most_active, kLimit);
+    held.clear();
+    EXPECT_EQ(listener.active(), 0u);
+    EXPECT_TRUE(listener.accepting());
+  }
+}
+
+// EMFILE: fewer free fds than waiting clients.
+TEST_P(ListenerTest, FdExhaustionBacksOffWithoutSpinningAndRecovers) {
+  FdLeakCheck leaks;
+  Reactor loop(backend());
+  for (const Transport& t : stream_transports()) {
+    SCOPED_TRACE(t.name);
+    constexpr std::size_t kClients = 10;
+    std::vector<Socket> accepted;
+    std::size_t total = 0;
+    Listener listener(loop, t.bind, [&](Socket s, const Address&, Listener::Permit) {
+      ++total;
+      accepted.push_back(std::move(s));
+    });
+    std::vector<Fd> clients = connect_clients(listener.address(), kClients);
+    ASSERT_EQ(clients.size(), kClients);
+    {
+      ScopedFdLimit limit;
+      ASSERT_TRUE(limit.set_soft(limit_leaving_free(3)));
+      ASSERT_TRUE(drive(
+          loop, [&] { return listener.backoffs() > 0; }, 2000ms))
+          << "no back-off with no fds left; accepted " << total;
+      EXPECT_EQ(total, 3u);
+
+      const auto cpu_before = thread_cpu();
+      const std::uint64_t idle = iterations_over(loop, 500ms, 100ms);
+      const auto cpu = thread_cpu() - cpu_before;
+      EXPECT_LE(idle, 20u) << "the loop spins on EMFILE";
+      EXPECT_LT(cpu, 150ms) << "CPU used while backing off";
+      EXPECT_EQ(total, 3u);
+      EXPECT_GE(listener.backoffs(), 2u) << "accepting was not retried";
+
+      // Freeing fds (closing what was accepted) lets the next clients in, limit unchanged.
+      accepted.clear();
+      ASSERT_TRUE(drive(
+          loop, [&] { return total >= 6; }, 3000ms))
+          << total;
+      EXPECT_EQ(total, 6u);
+    }
+    // Limit restored: everyone waiting is accepted; nobody was dropped.
+    ASSERT_TRUE(drive(
+        loop, [&] { return total == kClients; }, 3000ms))
+        << total;
+    for (const Socket& s : accepted) EXPECT_TRUE(s);
+    accepted.clear();
+    for (Fd& c : clients) EXPECT_TRUE(ended_by_peer(c.get(), 1000));
+  }
+}
+
+// S10: the accepted socket closed inside the accept handler, three ways.
+TEST_P(ListenerTest, ClosingTheAcceptedSocketInsideTheHandlerIsSafe) {
+  FdLeakCheck leaks;
+  Reactor loop(backend());
+  for (const Transport& t : stream_transports()) {
+    SCOPED_TRACE(t.name);
+    constexpr std::size_t kClients = 30;
+    std::size_t accepted = 0;
+    int data_calls = 0;
+    std::vector<CloseReason> closes;
+    Listener listener(loop, t.bind, [&](Socket s, const Address&, Listener::Permit) {
+      switch (accepted++ % 3) {
+        case 0: {  // moved out and dropped
+          Socket gone = std::move(s);
+          break;
+        }
+        case 1:  // closed explicitly
+          s.close();
+          EXPECT_FALSE(s);
+          break;
+        default: {  // wrapped in a Connection, started and closed at once
+          auto c = Connection::make(loop, std::move(s));
+          c->on_data([&](Connection&, reactor::Buffer&) { ++data_calls; });
+          c->on_close([&](Connection&, CloseReason r, std::error_code) { closes.push_back(r); });
+          c->start();
+          c->close();
+          break;
+        }
+      }
+    });
+    std::vector<Fd> clients = connect_clients(listener.address(), kClients);
+    ASSERT_EQ(clients.size(), kClients);
+    for (Fd& c : clients) ::send(c.get(), "hello", 5, MSG_NOSIGNAL);
+    ASSERT_TRUE(drive(
+        loop, [&] { return accepted == kClients; }, 5000ms))
+        << accepted;
+    iterations_over(loop, 100ms, 10ms);
+    EXPECT_EQ(accepted, kClients);
+    EXPECT_EQ(data_calls, 0) << "data delivered after close()";
+    EXPECT_EQ(closes.size(), kClients / 3);
+    for (CloseReason r : closes) EXPECT_EQ(r, CloseReason::local);
+    EXPECT_EQ(listener.active(), 0u);
+    EXPECT_EQ(loop.watcher_count(), 1u) << "only the listener should be watched";
+    for (Fd& c : clients) EXPECT_TRUE(ended_by_peer(c.get(), 1000));
+  }
+}
+
+// S10: the Listener destroyed inside its own accept handler with more clients waiting.
+TEST_P(ListenerTest, DestroyedInsideItsHandlerAcceptsNothingMore) {
+  FdLeakCheck leaks;
+  Reactor loop(backend());
+  for (const Transport& t : stream_transports()) {
+    SCOPED_TRACE(t.name);
+    std::optional<Listener> listener;
+    std::vector<Socket> sockets;
+    std::vector<Listener::Permit> permits;
+    std::size_t accepted = 0;
+    listener.emplace(loop, t.bind, [&](Socket s, const Address&, Listener::Permit p) {
+      ++accepted;
+      sockets.push_back(std::move(s));
+      permits.push_back(std::move(p));
+      listener.reset();
+    });
+    const std::size_t watched = loop.watcher_count();
+    std::vector<Fd> clients = connect_clients(listener->address(), 10);
+    ASSERT_EQ(clients.size(), 10u);
+    ASSERT_TRUE(drive(
+        loop, [&] { return accepted > 0; }, 2000ms));
+    iterations_over(loop, 100ms, 10ms);
+    EXPECT_EQ(accepted, 1u) << "accepted after the Listener was destroyed";
+    EXPECT_FALSE(listener.has_value());
+    EXPECT_EQ(loop.watcher_count(), watched - 1);
+    permits.clear();  // a Permit outliving its Listener is released safely
+    ASSERT_EQ(sockets.size(), 1u);
+    EXPECT_TRUE(sockets[0]);
+    sockets.clear();
+    // The listening socket is closed: every client is ended (the waiting ones reset).
+    for (Fd& c : clients) EXPECT_TRUE(ended_by_peer(c.get(), 1000));
+    settle(loop);
+  }
+}
+
+TEST_P(ListenerTest, PauseStopsAcceptingUntilResume) {
+  FdLeakCheck leaks;
+  Reactor loop(backend());
+  for (const Transport& t : stream_transports()) {
+    SCOPED_TRACE(t.name);
+    std::vector<Socket> accepted;
+    Listener listener(loop, t.bind, [&](Socket s, const Address&, Listener::Permit) {
+      accepted.push_back(std::move(s));
+    });
+    listener.pause();
+    EXPECT_FALSE(listener.accepting());
+    std::vector<Fd> clients = connect_clients(listener.address(), 5);
+    const std::uint64_t idle = iterations_over(loop, 300ms, 100ms);
+    EXPECT_TRUE(accepted.empty()) << "accepted while paused";
+    EXPECT_LE(idle, 10u) << "a paused listener with clients waiting makes the loop spin";
+    listener.resume();
+    EXPECT_TRUE(listener.accepting());
+    ASSERT_TRUE(drive(
+        loop, [&] { return accepted.size() == 5; }, 2000ms))
+        << accepted.size();
+  }
+}
+
+// S3: constructions that cannot work throw each time and leave no fd behind.
+TEST_P(ListenerTest, BindFailuresThrowAndLeakNothing) {
+  FdLeakCheck leaks;
+  Reactor loop(backend());
+  auto handler = [](Socket, const Address&, Listener::Permit) { ADD_FAILURE() << "accepted"; };
+  for (const Transport& t : stream_transports()) {
+    SCOPED_TRACE(t.name);
+    Listener taken(loop, t.bind, handler);
+    const std::size_t fds = open_fd_count();
+    const std::size_t watchers = loop.watcher_count();
+    int in_use = 0;
+    int empty = 0;
+    for (int i = 0; i < 1000; ++i) {
+      try {
+        Listener again(loop, taken.address(), handler);
+      } catch (const std::system_error& e) {
+        in_use += e.code() == std::errc::address_in_use ? 1 : 0;
+      }
+      try {
+        Listener nowhere(loop, Address{}, handler);
+      } catch (const std::system_error& e) {
+        empty += e.code() == std::errc::invalid_argument ? 1 : 0;
+      }
+    }
+    EXPECT_EQ(in_use, 1000) << "not every bind to a port in use threw EADDRINUSE";
+    EXPECT_EQ(empty, 1000) << "not every empty address threw EINVAL";
+    EXPECT_EQ(open_fd_count(), fds);
+    EXPECT_EQ(loop.watcher_count(), watchers);
+    EXPECT_TRUE(taken.accepting());
+  }
+}
+
+REACTOR_INSTANTIATE_ALL_BACKENDS(ListenerTest);
+
+}  // namespace
