@@ -82,7 +82,7 @@ void Connection::start() {
   if (started_ || state_ == State::closed) return;
   started_ = true;
   std::error_code ec;
-  interest_ = Interest::read;
+  interest_ = reading_ ? Interest::read : Interest::none;         // paused before start()
   if (!output_.empty()) interest_ = interest_ | Interest::write;  // queued before start()
   // The registration owns the connection: the loop runs a handler from the stack, so the
   // connection outlives its own callbacks without a reference count per event, and a loop
