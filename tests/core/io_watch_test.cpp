@@ -32,6 +32,7 @@ using reactor::test::IsErrc;
 using reactor::test::run_for;
 using reactor::test::run_until;
 using reactor::test::SocketPair;
+using reactor::test::Tally;
 using reactor::test::ThrowsErrc;
 using reactor::test::write_all;
 using reactor::test::write_byte;
@@ -39,23 +40,6 @@ using reactor::test::write_byte;
 class IoWatchTest : public reactor::test::BackendTest {
  protected:
   void SetUp() override { reactor::test::warm_up_backend(backend()); }
-};
-
-/// Counts callbacks and the bits they carried.
-struct Tally {
-  int calls = 0;
-  int readable = 0;
-  int writable = 0;
-  int invalid = 0;
-  void add(IoEvents ev) {
-    ++calls;
-    readable += ev.readable() ? 1 : 0;
-    writable += ev.writable() ? 1 : 0;
-    invalid += ev.invalid() ? 1 : 0;
-  }
-  IoHandler handler() {
-    return [this](IoEvents ev) { add(ev); };
-  }
 };
 
 // ---------------------------------------------------------------------------------------

@@ -19,6 +19,23 @@
 
 namespace reactor::test {
 
+/// Counts callbacks and the bits they carried.
+struct Tally {
+  int calls = 0;
+  int readable = 0;
+  int writable = 0;
+  int invalid = 0;
+  void add(reactor::IoEvents ev) {
+    ++calls;
+    readable += ev.readable() ? 1 : 0;
+    writable += ev.writable() ? 1 : 0;
+    invalid += ev.invalid() ? 1 : 0;
+  }
+  reactor::IoHandler handler() {
+    return [this](reactor::IoEvents ev) { add(ev); };
+  }
+};
+
 /// Builds and destroys one Reactor over `backend` once per process. libuv opens a pair of
 /// process-wide fds the first time a loop is made and never closes them; doing that before a
 /// FdLeakCheck starts keeps the check about the test, not about libuv's one-off set-up.
