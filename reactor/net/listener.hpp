@@ -16,6 +16,8 @@
 /// - Thread rule: loop thread only. The accept handler may destroy the Listener; nothing is
 ///   accepted or delivered after that.
 
+#include <sys/socket.h>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -35,7 +37,7 @@ struct ListenerState;
 class Listener {
  public:
   struct Options {
-    int backlog = 4096;  ///< capped by the kernel at net.core.somaxconn
+    int backlog = SOMAXCONN;  ///< the kernel caps it at net.core.somaxconn
     bool reuse_address = true;
     bool reuse_port = false;
     unsigned accepts_per_event = 64;
