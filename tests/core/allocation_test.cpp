@@ -157,7 +157,7 @@ struct Stats {
 
 /// Reads what arrived on `fd` and sends it straight back: one ball bouncing between the two
 /// ends of a pair forever, one readable event per iteration.
-void bounce(int fd, IoEvents ev, Stats& stats) {
+[[maybe_unused]] void bounce(int fd, IoEvents ev, Stats& stats) {
   char buf[64];
   const ssize_t n = ev.readable() ? ::read(fd, buf, sizeof buf) : -1;
   if (n <= 0 || ::write(fd, buf, static_cast<std::size_t>(n)) != n) {
