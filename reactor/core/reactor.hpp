@@ -108,12 +108,15 @@ class Reactor {
   void stop() noexcept;
 
   /// Runs iterations until stop(). The loop thread is the thread that calls run().
-  /// Throws std::system_error if the backend fails for a reason other than a signal.
+  /// Throws as run_once() does; an exception from a callback propagates out of run(), and
+  /// the loop stays usable (the handler that threw is kept).
   void run();
 
   /// Runs one iteration, blocking up to `timeout` (nullopt: until something happens; zero:
   /// not at all) for something to do. A signal that interrupts the wait does not shorten it:
-  /// the remaining time is waited again. Returns the number of callbacks run.
+  /// the remaining time is waited again. Returns the number of callbacks run. Throws
+  /// std::logic_error when called from inside a callback (the loop is not re-entrant) and
+  /// std::system_error when the backend fails.
   std::size_t run_once(std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
 
   /// In a child process after fork(): gives this loop kernel state of its own (backend,
