@@ -14,7 +14,6 @@
  *
  * Limits: none beyond RLIMIT_NOFILE.
  */
-#include <fcntl.h>
 #include <poll.h>
 
 #include <algorithm>
@@ -22,6 +21,7 @@
 #include <ctime>
 #include <new>
 
+#include "backends/fd_check.hpp"
 #include "reactor/core/backend.hpp"
 
 namespace reactor::backends {
@@ -38,10 +38,8 @@ class PollBackend final : public Backend {
   std::string_view name() const noexcept override { return "poll"; }
 
   std::error_code add(int fd, Interest interest, std::uint64_t token) noexcept override {
-    if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) {
-      return std::make_error_code(std::errc::bad_file_descriptor);
-    }
     if (registered(fd)) return std::make_error_code(std::errc::file_exists);
+    if (auto ec = check_pollable(fd)) return ec;
     try {
       if (static_cast<std::size_t>(fd) >= regs_.size()) regs_.resize(fd + 1);
     } catch (const std::bad_alloc&) {

@@ -25,6 +25,7 @@
 #include <cerrno>
 #include <new>
 
+#include "backends/fd_check.hpp"
 #include "reactor/core/backend.hpp"
 
 namespace reactor::backends {
@@ -39,10 +40,8 @@ class SelectBackend final : public Backend {
   std::string_view name() const noexcept override { return "select"; }
 
   std::error_code add(int fd, Interest interest, std::uint64_t token) noexcept override {
-    if (fd < 0 || ::fcntl(fd, F_GETFD) < 0) {
-      return std::make_error_code(std::errc::bad_file_descriptor);
-    }
     if (registered(fd)) return std::make_error_code(std::errc::file_exists);
+    if (auto ec = check_pollable(fd)) return ec;
     try {
       const std::size_t words = static_cast<std::size_t>(fd / kWordBits) + 1;
       if (static_cast<std::size_t>(fd) >= regs_.size()) regs_.resize(fd + 1);

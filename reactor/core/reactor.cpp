@@ -1,8 +1,6 @@
 #include "reactor/core/reactor.hpp"
 
-#include <fcntl.h>
 #include <sys/eventfd.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -108,21 +106,9 @@ IoWatcher Reactor::watch(int fd, Interest interest, IoHandler handler,
     ec = std::make_error_code(std::errc::invalid_argument);
     return {};
   }
-  if (::fcntl(fd, F_GETFD) < 0) {
-    ec = errno_code();
-    return {};
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    ec = errno_code();
-    return {};
-  }
-  // Regular files, directories and block devices are always "ready": select and poll would
-  // report them forever and epoll refuses them. Refuse them the same way everywhere.
-  if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode)) {
-    ec = std::make_error_code(std::errc::operation_not_permitted);
-    return {};
-  }
+  // EBADF and EPERM (regular files, directories, block devices: always "ready") come from
+  // the backend, whose kernel call checks anyway (epoll, libuv) or which checks itself
+  // (select, poll): no extra system call here per watch.
   const auto index = static_cast<std::size_t>(fd);
   if (index < s.io.size() && s.io[index].active) {
     ec = std::make_error_code(std::errc::file_exists);
