@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "reactor/core/detail/call_from_stack.hpp"
 #include "reactor/core/detail/loop_state.hpp"
 
 namespace reactor {
@@ -35,17 +36,6 @@ std::int64_t deadline_after(std::int64_t now, std::chrono::nanoseconds delay) no
 }
 
 std::error_code errno_code(int e = errno) noexcept { return {e, std::generic_category()}; }
-
-// Puts a handler back in its slot when it returns or throws, unless the slot was stopped
-// or reused meanwhile (then the handler is simply destroyed here).
-template <class Handler, class PutBack>
-struct Restore {
-  Handler& handler;
-  PutBack put_back;
-  ~Restore() { put_back(handler); }
-};
-template <class Handler, class PutBack>
-Restore(Handler&, PutBack) -> Restore<Handler, PutBack>;
 
 }  // namespace
 
@@ -383,14 +373,16 @@ std::size_t Reactor::dispatch_io() {
       continue;
     }
     events.bits |= r.events.bits & IoEvents::kHangupOrError;
-    Restore restore{handler, [&s, fd, generation](IoHandler& h) {
-                      // The slot table may have grown during the call: index it again.
-                      if (s.io[fd].active && s.io[fd].generation == generation) {
-                        s.io[fd].handler = std::move(h);
-                      }
-                    }};
     ++calls;
-    handler(events);
+    detail::call_from_stack(
+        handler,
+        [&s, fd, generation](IoHandler& h) {
+          // The slot table may have grown during the call: index it again.
+          if (s.io[fd].active && s.io[fd].generation == generation) {
+            s.io[fd].handler = std::move(h);
+          }
+        },
+        events);
   }
   return calls;
 }
@@ -408,12 +400,13 @@ std::size_t Reactor::deliver_signals() {
       if (!s.signal_slots[i].active || s.signal_slots[i].signo != signo) continue;
       const std::uint32_t generation = s.signal_slots[i].generation;
       SignalHandler handler = std::move(s.signal_slots[i].handler);
-      Restore restore{handler, [this, i, generation](SignalHandler& h) {
-                        if (signal_active(i, generation))
-                          state_->signal_slots[i].handler = std::move(h);
-                      }};
       ++calls;
-      handler(signo);
+      detail::call_from_stack(
+          handler,
+          [this, i, generation](SignalHandler& h) {
+            if (signal_active(i, generation)) state_->signal_slots[i].handler = std::move(h);
+          },
+          signo);
     }
   }
   return calls;
@@ -437,19 +430,16 @@ std::size_t Reactor::fire_timers() {
       continue;
     }
     const std::int64_t previous = s.timers.deadline(*id);
-    Restore restore{handler, [&s, id = *id, previous, period](TimerHandler& h) {
-                      if (!s.timers.alive(id) || s.timers.scheduled(id)) return;  // cancelled
-                      s.timer_slots[id.index].handler = std::move(h);
-                      // Drift-free while on time; never in the past when late (no bursts).
-                      const std::int64_t fresh = clock_ns();
-                      std::int64_t next =
-                          deadline_after(previous, std::chrono::nanoseconds{period});
-                      if (next <= fresh)
-                        next = deadline_after(fresh, std::chrono::nanoseconds{period});
-                      s.timers.reschedule(id, next);
-                    }};
     ++calls;
-    handler();
+    detail::call_from_stack(handler, [&s, id = *id, previous, period](TimerHandler& h) {
+      if (!s.timers.alive(id) || s.timers.scheduled(id)) return;  // cancelled
+      s.timer_slots[id.index].handler = std::move(h);
+      // Drift-free while on time; never in the past when late (no bursts).
+      const std::int64_t fresh = clock_ns();
+      std::int64_t next = deadline_after(previous, std::chrono::nanoseconds{period});
+      if (next <= fresh) next = deadline_after(fresh, std::chrono::nanoseconds{period});
+      s.timers.reschedule(id, next);
+    });
   }
   return calls;
 }

@@ -1,5 +1,7 @@
 #include "reactor/net/connection.hpp"
 
+#include "reactor/core/detail/call_from_stack.hpp"
+
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -22,20 +24,12 @@ CloseReason reason_for(std::error_code ec) noexcept {
   return CloseReason::error;
 }
 
-// Calls a handler member without letting the call destroy it: the handler may replace
-// itself (or be cleared) while it runs.
+// A handler may replace itself while it runs; the connection itself outlives the call (the
+// loop's registration or the caller holds it).
 template <class Handler, class... Args>
 void invoke(Handler& member, Args&&... args) {
-  if (!member) return;
-  Handler running = std::move(member);
-  struct PutBack {
-    Handler& member;
-    Handler& running;
-    ~PutBack() {
-      if (!member) member = std::move(running);
-    }
-  } put_back{member, running};
-  running(std::forward<Args>(args)...);
+  detail::call_member(
+      member, [] { return true; }, std::forward<Args>(args)...);
 }
 
 }  // namespace

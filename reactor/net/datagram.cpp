@@ -1,5 +1,7 @@
 #include "reactor/net/datagram.hpp"
 
+#include "reactor/core/detail/call_from_stack.hpp"
+
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -10,15 +12,6 @@ namespace reactor {
 namespace {
 std::error_code errno_code(int e = errno) noexcept { return {e, std::generic_category()}; }
 
-// Runs a handler member from the stack: it may replace itself or destroy the socket that
-// owns it (then `alive` turns false and the member is not touched again).
-template <class Handler, class... Args>
-void call(Handler& member, const bool& alive, Args&&... args) {
-  if (!member) return;
-  Handler running = std::move(member);
-  running(std::forward<Args>(args)...);
-  if (alive && !member) member = std::move(running);
-}
 }  // namespace
 
 DatagramSocket::DatagramSocket(Reactor& loop, const Address& address, Options options)
@@ -98,7 +91,8 @@ void DatagramSocket::on_readable() {
       if (e == EINTR) continue;
       if (e == EAGAIN || e == EWOULDBLOCK) return;
       // ECONNREFUSED and friends: a report about an earlier send, not a broken socket.
-      call(on_error_, *alive, errno_code(e));
+      detail::call_member(
+          on_error_, [&alive] { return *alive; }, errno_code(e));
       if (!*alive) return;
       continue;
     }
@@ -108,8 +102,9 @@ void DatagramSocket::on_readable() {
       sender = Address::from_native(reinterpret_cast<sockaddr*>(&from), msg.msg_namelen, ec);
     }
     const bool truncated = (msg.msg_flags & MSG_TRUNC) != 0;
-    call(on_datagram_, *alive, std::string_view(buffer_.data(), static_cast<std::size_t>(n)),
-         sender, truncated);
+    detail::call_member(
+        on_datagram_, [&alive] { return *alive; },
+        std::string_view(buffer_.data(), static_cast<std::size_t>(n)), sender, truncated);
     if (!*alive || !watcher_.active()) return;
   }
 }

@@ -1,5 +1,7 @@
 #include "reactor/net/listener.hpp"
 
+#include "reactor/core/detail/call_from_stack.hpp"
+
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -55,16 +57,10 @@ struct ListenerState {
       std::error_code ignored;
       const Address peer = Address::from_native(reinterpret_cast<sockaddr*>(&ss), len, ignored);
       ++active;
-      // On the stack while it runs: it may destroy the Listener, which clears `handler`.
-      Listener::AcceptHandler running = std::move(handler);
-      struct PutBack {
-        ListenerState& s;
-        Listener::AcceptHandler& running;
-        ~PutBack() {
-          if (!s.closed && !s.handler) s.handler = std::move(running);
-        }
-      } put_back{*this, running};
-      running(Socket(fd), peer, Listener::Permit(self));
+      // The handler may destroy the Listener (which clears `handler`); `self` keeps this
+      // state alive, and `closed` says whether the handler is still wanted.
+      call_member(
+          handler, [this] { return !closed; }, Socket(fd), peer, Listener::Permit(self));
     }
     update();
   }
