@@ -21,6 +21,7 @@ DatagramSocket::DatagramSocket(Reactor& loop, const Address& address, Options op
   std::error_code ec;
   socket_ = Socket::open(address, SOCK_DGRAM, ec);
   if (!ec && options_.reuse_address) ec = socket_.set_reuse_address(true);
+  if (!ec && options_.reuse_port) ec = socket_.set_reuse_port(true);
   if (!ec) {
     if (address.is_unix() && address.native_size() <= sizeof(sa_family_t) + 1) {
       // An empty Unix address: autobind to an abstract name the kernel picks.
@@ -37,6 +38,16 @@ DatagramSocket::DatagramSocket(Reactor& loop, const Address& address, Options op
     socket_.close();
     throw std::system_error(ec, "datagram socket on " + address.to_string());
   }
+  buffer_.resize(options_.max_datagram);
+}
+
+DatagramSocket::DatagramSocket(Reactor& loop, Socket socket, Options options)
+    : loop_(loop), options_(options), socket_(std::move(socket)) {
+  if (options_.max_datagram == 0) options_.max_datagram = 1;
+  if (options_.reads_per_iteration == 0) options_.reads_per_iteration = 1;
+  std::error_code ec;
+  local_ = socket_.local_address(ec);
+  if (ec) throw std::system_error(ec, "datagram socket");
   buffer_.resize(options_.max_datagram);
 }
 

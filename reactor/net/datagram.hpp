@@ -31,6 +31,7 @@ class DatagramSocket {
     std::size_t max_datagram = 65536;  ///< receive size; larger datagrams are truncated
     unsigned reads_per_iteration = 16;
     bool reuse_address = false;
+    bool reuse_port = false;  ///< SO_REUSEPORT: several sockets share the port (UDP)
   };
   using DatagramHandler =
       std::function<void(std::string_view data, const Address& from, bool truncated)>;
@@ -42,6 +43,9 @@ class DatagramSocket {
   DatagramSocket(Reactor& loop, const Address& address, Options options);
   DatagramSocket(Reactor& loop, const Address& address)
       : DatagramSocket(loop, address, Options{}) {}
+  /// Adopts a bound datagram socket (another loop's dup of a shared one, say). Throws
+  /// std::system_error if it has no local address.
+  DatagramSocket(Reactor& loop, Socket socket, Options options);
   DatagramSocket(const DatagramSocket&) = delete;
   DatagramSocket& operator=(const DatagramSocket&) = delete;
   ~DatagramSocket();

@@ -108,6 +108,12 @@ void unwatch(int target, int signo) noexcept {
   if (--g_users[signo] == 0) ::sigaction(signo, &g_saved[signo], nullptr);
 }
 
+void restore_dispositions_in_child() noexcept {
+  for (int signo = 1; signo <= kMaxSignal; ++signo) {
+    if (g_users[signo] > 0) ::sigaction(signo, &g_saved[signo], nullptr);
+  }
+}
+
 std::uint64_t take_pending(int target) noexcept { return g_targets[target].pending.exchange(0); }
 
 }  // namespace reactor::detail::signals

@@ -31,6 +31,12 @@ std::error_code watch(int target, int signo) noexcept;
 /// Removes `signo` from the target's mask, restoring the old disposition if it was the last.
 void unwatch(int target, int signo) noexcept;
 
+/// In a child after fork() that leaves the parent's loops alone (a forking server's child):
+/// puts back every disposition the registry replaced, so the child reacts to signals as the
+/// program did before any watcher (SIGINT kills it, say). Takes no lock: a parent thread that
+/// held it does not exist in the child.
+void restore_dispositions_in_child() noexcept;
+
 /// Takes the set of pending signals of a target (bit signo-1), clearing it.
 std::uint64_t take_pending(int target) noexcept;
 

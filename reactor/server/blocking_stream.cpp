@@ -1,0 +1,218 @@
+#include "reactor/server/blocking_stream.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "reactor/core/backend.hpp"
+
+namespace reactor {
+
+namespace {
+
+constexpr std::size_t kFlushAt = 64 * 1024;
+constexpr std::uint64_t kSocketToken = 0;
+constexpr std::uint64_t kCancelToken = 1;
+
+std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
+
+template <typename T>
+T or_throw(T value, const std::error_code& ec, const char* what) {
+  if (ec) throw std::system_error(ec, what);
+  return value;
+}
+
+}  // namespace
+
+// Waits go through a private poll backend holding two fds: the socket and the cancel fd.
+// A poll backend keeps no kernel object, so a forked child inherits a working one.
+BlockingStream::BlockingStream(Socket socket, int cancel_fd)
+    : socket_(std::move(socket)), cancel_fd_(cancel_fd), waiter_(make_backend("poll")) {
+  int flags = ::fcntl(socket_.fd(), F_GETFL);
+  if (flags < 0 || ::fcntl(socket_.fd(), F_SETFL, flags | O_NONBLOCK) < 0) {
+    throw std::system_error(last_error(), "BlockingStream: socket");
+  }
+  if (auto ec = waiter_->add(socket_.fd(), Interest::read, kSocketToken)) {
+    throw std::system_error(ec, "BlockingStream: socket");
+  }
+  if (cancel_fd_ >= 0) {
+    if (auto ec = waiter_->add(cancel_fd_, Interest::read, kCancelToken)) {
+      throw std::system_error(ec, "BlockingStream: cancel fd");
+    }
+  }
+}
+
+BlockingStream::~BlockingStream() = default;
+
+std::error_code BlockingStream::wait(bool for_write) {
+  using Clock = std::chrono::steady_clock;
+  if (auto ec = waiter_->modify(socket_.fd(), for_write ? Interest::write : Interest::read,
+                                kSocketToken)) {
+    return ec;
+  }
+  const bool bounded = timeout_.count() > 0;
+  const auto deadline = Clock::now() + timeout_;
+  std::vector<Readiness> ready;
+  ready.reserve(2);  // a backend fills only the capacity it is given
+  for (;;) {
+    std::optional<std::chrono::nanoseconds> left;
+    if (bounded) {
+      left = std::max(std::chrono::nanoseconds{0}, deadline - Clock::now());
+    }
+    ready.clear();
+    if (auto ec = waiter_->poll(ready, left)) return ec;
+    bool socket_ready = false;
+    for (const Readiness& r : ready) {
+      if (r.token == kCancelToken) return std::make_error_code(std::errc::operation_canceled);
+      socket_ready = true;  // readable, writable, or an error the next call will report
+    }
+    if (socket_ready) return {};
+    // Nothing ready: a signal interrupted the wait, or the time is up.
+    if (bounded && Clock::now() >= deadline) {
+      return std::make_error_code(std::errc::timed_out);
+    }
+  }
+}
+
+std::error_code BlockingStream::fill(std::size_t want_more) {
+  for (;;) {
+    std::error_code ec;
+    std::size_t n = input_.read_from(socket_.fd(), want_more, ec);
+    if (!ec) {
+      if (n == 0) eof_ = true;
+      return {};
+    }
+    if (ec != std::errc::resource_unavailable_try_again) return ec;
+    if (auto wait_ec = wait(false)) return wait_ec;
+  }
+}
+
+std::optional<std::string> BlockingStream::read_line(std::error_code& ec) {
+  ec.clear();
+  std::size_t scanned = 0;
+  for (;;) {
+    if (auto pos = input_.find("\n", scanned); pos != Buffer::npos) {
+      // A line may have been buffered by read() or before set_max_line() lowered the cap.
+      if (pos + 1 > max_line_) {
+        ec = std::make_error_code(std::errc::message_size);
+        return std::nullopt;
+      }
+      std::string line(input_.view().substr(0, pos + 1));
+      input_.consume(pos + 1);
+      return line;
+    }
+    scanned = input_.size();
+    if (eof_) {
+      if (input_.empty()) return std::nullopt;
+      if (input_.size() > max_line_) {
+        ec = std::make_error_code(std::errc::message_size);
+        return std::nullopt;
+      }
+      std::string rest(input_.view());
+      input_.clear();
+      return rest;
+    }
+    if (input_.size() >= max_line_) {
+      ec = std::make_error_code(std::errc::message_size);
+      return std::nullopt;
+    }
+    if ((ec = fill(max_line_ - input_.size()))) return std::nullopt;
+  }
+}
+
+std::optional<std::string> BlockingStream::read_line() {
+  std::error_code ec;
+  auto line = read_line(ec);
+  return or_throw(std::move(line), ec, "read_line");
+}
+
+std::string BlockingStream::read(std::size_t n, std::error_code& ec) {
+  ec.clear();
+  while (input_.size() < n && !eof_) {
+    if ((ec = fill(std::max(n - input_.size(), kFlushAt)))) return {};
+  }
+  std::size_t take = std::min(n, input_.size());
+  std::string out(input_.view().substr(0, take));
+  input_.consume(take);
+  return out;
+}
+
+std::string BlockingStream::read(std::size_t n) {
+  std::error_code ec;
+  auto out = read(n, ec);
+  return or_throw(std::move(out), ec, "read");
+}
+
+std::string BlockingStream::read_some(std::size_t max, std::error_code& ec) {
+  ec.clear();
+  if (max == 0) return {};
+  if (input_.empty() && !eof_) {
+    if ((ec = fill(max))) return {};
+  }
+  std::size_t take = std::min(max, input_.size());
+  std::string out(input_.view().substr(0, take));
+  input_.consume(take);
+  return out;
+}
+
+std::string BlockingStream::read_some(std::size_t max) {
+  std::error_code ec;
+  auto out = read_some(max, ec);
+  return or_throw(std::move(out), ec, "read_some");
+}
+
+namespace {
+// Sends all of `bytes`, waiting for room with `wait`; on error `bytes` is what is left.
+template <typename Wait>
+std::error_code send_all(int fd, std::string_view& bytes, Wait&& wait) {
+  while (!bytes.empty()) {
+    ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n >= 0) {
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if (auto ec = wait()) return ec;
+    } else if (errno != EINTR) {
+      return last_error();
+    }
+  }
+  return {};
+}
+}  // namespace
+
+void BlockingStream::flush(std::error_code& ec) {
+  std::string_view left = output_.view();
+  ec = send_all(socket_.fd(), left, [this] { return wait(true); });
+  output_.consume(output_.size() - left.size());
+}
+
+void BlockingStream::flush() {
+  std::error_code ec;
+  flush(ec);
+  if (ec) throw std::system_error(ec, "flush");
+}
+
+void BlockingStream::write(std::string_view bytes, std::error_code& ec) {
+  ec.clear();
+  if (output_.size() + bytes.size() <= kFlushAt) {
+    ec = output_.append(bytes);
+    return;
+  }
+  // Large: flush what is queued, then send straight from the caller's bytes (no copy).
+  flush(ec);
+  if (!ec) ec = send_all(socket_.fd(), bytes, [this] { return wait(true); });
+  // A failed large write leaves its unsent rest unqueued: the stream is broken anyway.
+}
+
+void BlockingStream::write(std::string_view bytes) {
+  std::error_code ec;
+  write(bytes, ec);
+  if (ec) throw std::system_error(ec, "write");
+}
+
+void BlockingStream::shutdown_write(std::error_code& ec) {
+  flush(ec);
+  if (!ec) ec = socket_.shutdown(SHUT_WR);
+}
+
+}  // namespace reactor

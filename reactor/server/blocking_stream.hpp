@@ -1,0 +1,95 @@
+#pragma once
+/// \file
+/// A blocking, buffered reader and writer over one stream socket: Python's rfile and wfile
+/// in one object, for the handlers of the sync, threading and forking models.
+///
+/// - Every wait has a timeout (set_timeout; zero: none) and can be cancelled: the server
+///   cancels all waits of its handlers at shutdown(), in this process and in forked children.
+///   A timed-out wait fails with errc::timed_out, a cancelled one with
+///   errc::operation_canceled; neither loses buffered input.
+/// - Signals never break an operation: EINTR is retried and the remaining time waited.
+/// - read_line() is capped (max_line): a longer line fails with errc::message_size, and
+///   read_line() itself never buffers more than the cap (read(n) buffers what it is asked).
+/// - write() buffers; flush() (and a full buffer) writes everything out. SIGPIPE is never
+///   raised; a vanished peer is errc::broken_pipe or errc::connection_reset.
+/// - Each operation has a throwing form (std::system_error, for handler code written the
+///   Python way) and an error_code form.
+/// - Thread rule: one thread at a time.
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "reactor/net/address.hpp"
+#include "reactor/net/buffer.hpp"
+#include "reactor/net/socket.hpp"
+
+namespace reactor {
+
+class Backend;
+
+class BlockingStream {
+ public:
+  static constexpr std::size_t kDefaultMaxLine = 64 * 1024;
+
+  /// Takes a connected stream socket (made non-blocking if it is not). `cancel_fd`, if not
+  /// -1, is an fd that becomes readable to cancel every wait (the stream does not own it).
+  /// Throws std::system_error if no waiting mechanism can be made (fds exhausted).
+  explicit BlockingStream(Socket socket, int cancel_fd = -1);
+  ~BlockingStream();
+  BlockingStream(const BlockingStream&) = delete;
+  BlockingStream& operator=(const BlockingStream&) = delete;
+
+  /// Per-wait timeout; zero: wait as long as it takes.
+  void set_timeout(std::chrono::milliseconds timeout) noexcept { timeout_ = timeout; }
+  std::chrono::milliseconds timeout() const noexcept { return timeout_; }
+  void set_max_line(std::size_t max_line) noexcept { max_line_ = max_line; }
+  std::size_t max_line() const noexcept { return max_line_; }
+
+  /// The next line, with its '\n' (the last line may lack it); nullopt at end of stream.
+  std::optional<std::string> read_line();
+  std::optional<std::string> read_line(std::error_code& ec);
+  /// Exactly `n` bytes, fewer only at end of stream.
+  std::string read(std::size_t n);
+  std::string read(std::size_t n, std::error_code& ec);
+  /// What is available now or after one wait (1..max bytes); empty at end of stream.
+  std::string read_some(std::size_t max = 64 * 1024);
+  std::string read_some(std::size_t max, std::error_code& ec);
+
+  /// Buffers `bytes`; writes out when more than 64 KiB is buffered.
+  void write(std::string_view bytes);
+  void write(std::string_view bytes, std::error_code& ec);
+  /// Writes everything buffered.
+  void flush();
+  void flush(std::error_code& ec);
+
+  /// Flushes, then shuts down the writing side (the peer reads end of stream).
+  void shutdown_write(std::error_code& ec);
+
+  /// Bytes read and not yet returned / written and not yet flushed.
+  std::size_t buffered_input() const noexcept { return input_.size(); }
+  std::size_t buffered_output() const noexcept { return output_.size(); }
+  /// True once end of stream was read.
+  bool eof() const noexcept { return eof_; }
+  int fd() const noexcept { return socket_.fd(); }
+  Socket& socket() noexcept { return socket_; }
+
+ private:
+  std::error_code fill(std::size_t want_more);
+  std::error_code wait(bool for_write);
+
+  Socket socket_;
+  int cancel_fd_;
+  std::unique_ptr<Backend> waiter_;
+  Buffer input_;
+  Buffer output_;
+  std::chrono::milliseconds timeout_{0};
+  std::size_t max_line_ = kDefaultMaxLine;
+  bool eof_ = false;
+};
+
+}  // namespace reactor

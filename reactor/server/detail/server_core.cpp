@@ -1,0 +1,386 @@
+#include "reactor/server/detail/server_core.hpp"
+
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+#include "reactor/core/detail/signal_registry.hpp"
+
+namespace reactor::detail {
+
+namespace {
+
+// The server whose loop this thread is running (a handler calling shutdown() must not wait
+// for serve() to end: serve() is waiting for it).
+thread_local const ServerCore* t_running = nullptr;
+
+struct RunningScope {
+  explicit RunningScope(const ServerCore* core) noexcept : saved(t_running) { t_running = core; }
+  ~RunningScope() { t_running = saved; }
+  const ServerCore* saved;
+};
+
+std::size_t min_nonzero(std::size_t a, std::size_t b) noexcept {
+  if (a == 0) return b;
+  if (b == 0) return a;
+  return std::min(a, b);
+}
+
+std::size_t slot_limit(const ServerOptions& o) noexcept {
+  switch (o.model) {
+    case Model::threading:
+      return min_nonzero(o.max_connections, std::max<std::size_t>(o.max_threads, 1));
+    case Model::forking:
+      return min_nonzero(o.max_connections, std::max<std::size_t>(o.max_children, 1));
+    default:
+      return o.max_connections;
+  }
+}
+
+std::size_t loop_count_for(const ServerOptions& o) noexcept {
+  if (o.model != Model::pool) return 1;
+  if (o.threads != 0) return o.threads;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+ServerCore::ServerCore(ServerOptions options)
+    : options_(std::move(options)), budget_(slot_limit(options_)), owner_pid_(::getpid()) {
+  cancel_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (cancel_fd_ < 0) throw std::system_error(errno, std::generic_category(), "server: eventfd");
+  try {
+    for (std::size_t i = 0, n = loop_count_for(options_); i < n; ++i) {
+      loops_.push_back(std::make_unique<Reactor>(options_.backend));
+    }
+    if (!options_.shutdown_signals.empty()) watch_shutdown_signals();
+  } catch (...) {
+    unwatch_shutdown_signals();
+    loops_.clear();
+    ::close(cancel_fd_);
+    throw;
+  }
+}
+
+// The signal registry writes to the cancel fd itself, so a signal cancels blocked handlers
+// even when the serving thread is one of them (sync); loop 0 sees the fd and shuts down.
+void ServerCore::watch_shutdown_signals() {
+  for (int signo : options_.shutdown_signals) {
+    if (!signals::catchable(signo)) {
+      throw std::invalid_argument("shutdown_signals: signal " + std::to_string(signo) +
+                                  " cannot be caught");
+    }
+  }
+  signal_target_ = signals::attach(cancel_fd_);
+  if (signal_target_ < 0) {
+    throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                            "shutdown_signals: too many signal watchers");
+  }
+  for (int signo : options_.shutdown_signals) {
+    if (auto ec = signals::watch(signal_target_, signo)) {
+      throw std::system_error(ec, "shutdown_signals");
+    }
+  }
+  cancel_watch_ = loops_[0]->watch(cancel_fd_, Interest::read, [this](IoEvents) {
+    cancel_watch_.stop();  // the fd stays readable for good
+    shutdown();
+  });
+}
+
+void ServerCore::unwatch_shutdown_signals() noexcept {
+  if (signal_target_ < 0) return;
+  for (int signo : options_.shutdown_signals) signals::unwatch(signal_target_, signo);
+  signals::detach(signal_target_);
+  signal_target_ = -1;
+}
+
+ServerCore::~ServerCore() {
+  join_all();
+  sigchld_.reset();
+  cancel_watch_.stop();
+  unwatch_shutdown_signals();
+  loops_.clear();
+  ::close(cancel_fd_);
+}
+
+void ServerCore::serve() {
+  {
+    std::lock_guard lock(serve_mutex_);
+    if (closed_) throw std::logic_error("serve_forever: the server is closed");
+    if (serving_) throw std::logic_error("serve_forever: already serving");
+    serving_ = true;
+  }
+  std::exception_ptr failure;
+  std::vector<std::thread> others;
+  if (!stopping_) {
+    auto run = [this, &failure](Reactor& loop, bool record) {
+      RunningScope scope(this);
+      try {
+        loop.run();
+      } catch (...) {
+        // Handlers are guarded; what reaches here is the loop failing: stop everything.
+        if (record) failure = std::current_exception();
+        shutdown();
+      }
+    };
+    try {
+      for (std::size_t i = 1; i < loops_.size(); ++i) {
+        others.emplace_back([this, i, run] { run(*loops_[i], false); });
+      }
+    } catch (...) {
+      failure = std::current_exception();
+      shutdown();
+    }
+    if (!failure) run(*loops_[0], true);
+    for (std::size_t i = 1; i < loops_.size(); ++i) loops_[i]->stop();
+    for (auto& t : others) t.join();
+  }
+  {
+    std::lock_guard lock(serve_mutex_);
+    serving_ = false;
+  }
+  served_.notify_all();
+  if (failure) std::rethrow_exception(failure);
+}
+
+bool ServerCore::serve_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard lock(serve_mutex_);
+    if (closed_) throw std::logic_error("handle_request: the server is closed");
+    if (serving_) throw std::logic_error("handle_request: already serving");
+    serving_ = true;
+  }
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + timeout;
+  bool ok = false;
+  std::exception_ptr failure;
+  {
+    RunningScope scope(this);
+    try {
+      while (!(ok = done()) && !stopping_) {
+        std::optional<std::chrono::nanoseconds> left;
+        if (timeout.count() > 0) {
+          left = deadline - Clock::now();
+          if (*left <= std::chrono::nanoseconds{0}) break;
+        }
+        loops_[0]->run_once(left);
+      }
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  {
+    std::lock_guard lock(serve_mutex_);
+    serving_ = false;
+  }
+  served_.notify_all();
+  if (failure) std::rethrow_exception(failure);
+  return ok;
+}
+
+bool ServerCore::handle_request(const std::function<bool()>& started,
+                                const std::function<bool()>& finished,
+                                const std::function<void()>& end) {
+  if (stopping_ || closed_) return false;
+  bool ok = false;
+  try {
+    ok = serve_until(started, options_.timeout) && serve_until(finished, {});
+  } catch (...) {
+    end();
+    throw;
+  }
+  end();
+  if (!ok && !stopping_ && options_.handle_timeout) options_.handle_timeout();
+  return ok;
+}
+
+void ServerCore::shutdown() noexcept {
+  if (::getpid() != owner_pid_) return;  // a forked child: the parent's loops are not ours
+  if (!stopping_.exchange(true)) {
+    // Cancels every wait of blocking handlers, in forked children too (they share the fd).
+    const std::uint64_t one = 1;
+    while (::write(cancel_fd_, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+    for (auto& loop : loops_) loop->stop();
+  }
+  if (t_running == this) return;  // inside a handler: serve() returns when it does
+  std::unique_lock lock(serve_mutex_);
+  served_.wait(lock, [this] { return !serving_; });
+}
+
+bool ServerCore::spawn_thread(std::function<void()> body, std::function<void()> done) {
+  const std::uint64_t id = next_thread_++;
+  try {
+    std::thread t([this, id, body = std::move(body)] {
+      body();
+      loops_[0]->post([this, id] { finish_thread(id); });
+    });
+    threads_.emplace(id, HandlerThread{std::move(t), std::move(done)});
+  } catch (const std::system_error&) {
+    return false;  // EAGAIN: out of threads; the caller retries
+  }
+  return true;
+}
+
+void ServerCore::finish_thread(std::uint64_t id) {
+  auto it = threads_.find(id);
+  if (it == threads_.end()) return;  // join_all() got there first
+  it->second.thread.join();
+  auto done = std::move(it->second.done);
+  threads_.erase(it);
+  if (done) done();
+}
+
+bool ServerCore::spawn_child(const std::function<void()>& in_child,
+                             const std::function<int()>& body,
+                             std::function<void(int status)> done) {
+  // Watch before the first fork, so that no exit goes unnoticed.
+  if (!sigchld_) sigchld_.emplace(loops_[0]->on_signal(SIGCHLD, [this](int) { reap_children(); }));
+  // What the parent has buffered must not come out twice.
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return false;
+  if (pid == 0) {
+    signals::restore_dispositions_in_child();
+    int code = static_cast<int>(Outcome::error);
+    try {
+      in_child();
+      code = body();
+    } catch (...) {
+    }
+    // No exit handlers, no destructors of the parent's objects, no second flush of stdio
+    // buffers inherited from the parent: a child flushes what it prints itself.
+    ::_exit(code);
+  }
+  children_.emplace(pid, std::move(done));
+  return true;
+}
+
+void ServerCore::reap_children() {
+  for (auto it = children_.begin(); it != children_.end();) {
+    int status = 0;
+    const pid_t r = ::waitpid(it->first, &status, WNOHANG);
+    if (r == 0 || (r < 0 && errno == EINTR)) {
+      ++it;
+      continue;
+    }
+    if (r < 0) status = 0;  // ECHILD: reaped behind our back (SIGCHLD set to SIG_IGN)
+    auto done = std::move(it->second);
+    it = children_.erase(it);
+    if (done) done(status);
+  }
+}
+
+void ServerCore::join_all() noexcept {
+  shutdown();
+  auto threads = std::move(threads_);
+  threads_.clear();
+  for (auto& [id, t] : threads) {
+    if (t.thread.get_id() == std::this_thread::get_id()) {
+      threads_.emplace(id, std::move(t));  // server_close() from a handler thread: joined later
+      continue;
+    }
+    t.thread.join();
+    if (t.done) t.done();
+  }
+  auto children = std::move(children_);
+  children_.clear();
+  for (auto& [pid, done] : children) {
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (done) done(status);
+  }
+}
+
+ServerCore::Outcome ServerCore::fail(const Address& client, std::exception_ptr error) noexcept {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::system_error& e) {
+    if (e.code() == std::errc::timed_out) return Outcome::timeout;
+    // Only shutdown() trips the cancel fd (in a child, whose copy of stopping_ is stale, too).
+    if (e.code() == std::errc::operation_canceled) return Outcome::canceled;
+  } catch (...) {
+  }
+  try {
+    if (options_.handle_error) {
+      options_.handle_error(client, error);
+      return Outcome::error;
+    }
+  } catch (...) {
+    // An error hook that throws: fall through to the default report.
+  }
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  std::fprintf(stderr, "reactor: error while handling a request from %s: %s\n",
+               client.empty() ? "(unnamed)" : client.to_string().c_str(), what.c_str());
+  return Outcome::error;
+}
+
+void ServerCore::count(Outcome outcome) noexcept {
+  switch (outcome) {
+    case Outcome::handled:
+      ++counters_.handled;
+      break;
+    case Outcome::error:
+      ++counters_.errors;
+      break;
+    case Outcome::timeout:
+      ++counters_.timeouts;
+      break;
+    case Outcome::canceled:
+      break;
+  }
+}
+
+ServerCore::Outcome ServerCore::outcome_of(int status) noexcept {
+  return WIFEXITED(status) ? static_cast<Outcome>(WEXITSTATUS(status) & 3) : Outcome::error;
+}
+
+bool ServerCore::admit(const Address& client) noexcept {
+  ++counters_.accepted;
+  if (stopping_) return false;
+  if (!options_.verify_request) return true;
+  bool allowed = false;
+  try {
+    allowed = options_.verify_request(client);
+  } catch (...) {
+    count(fail(client, std::current_exception()));
+  }
+  if (!allowed) ++counters_.rejected;
+  return allowed && !stopping_;  // verify_request may have shut the server down
+}
+
+void ServerCore::release_slot(const std::function<void(std::size_t loop)>& rebalance) {
+  if (!budget_.release()) return;
+  for (std::size_t i = 0; i < loops_.size(); ++i) {
+    loops_[i]->post([rebalance, i] { rebalance(i); });
+  }
+}
+
+ServerStats ServerCore::stats() const noexcept {
+  ServerStats s;
+  s.accepted = counters_.accepted.load();
+  s.rejected = counters_.rejected.load();
+  s.handled = counters_.handled.load();
+  s.errors = counters_.errors.load();
+  s.timeouts = counters_.timeouts.load();
+  s.active = budget_.active();
+  s.peak_active = budget_.peak();
+  return s;
+}
+
+}  // namespace reactor::detail

@@ -1,0 +1,151 @@
+#pragma once
+/// \file
+/// What StreamServer and DatagramServer share: the loops (loop 0 on the serving thread,
+/// the pool's others on threads of their own), serve/shutdown, the cancel fd of blocking
+/// handlers, the slot budget, the counters, and the threads and children of the threading
+/// and forking models. Internal.
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "reactor/core/reactor.hpp"
+#include "reactor/server/options.hpp"
+
+namespace reactor::detail {
+
+/// Connections (threads, children) served at once, against a limit; any thread.
+class SlotBudget {
+ public:
+  explicit SlotBudget(std::size_t limit) noexcept : limit_(limit) {}
+  /// Takes a slot; false at the limit.
+  bool try_acquire() noexcept {
+    std::size_t n = active_.load();
+    do {
+      if (limit_ != 0 && n >= limit_) return false;
+    } while (!active_.compare_exchange_weak(n, n + 1));
+    std::size_t peak = peak_.load();
+    while (n + 1 > peak && !peak_.compare_exchange_weak(peak, n + 1)) {
+    }
+    return true;
+  }
+  /// Frees a slot; true if the budget was full (whoever waits for a slot should look now).
+  bool release() noexcept { return active_.fetch_sub(1) == limit_; }
+  bool full() const noexcept { return limit_ != 0 && active_.load() >= limit_; }
+  std::size_t active() const noexcept { return active_.load(); }
+  std::size_t peak() const noexcept { return peak_.load(); }
+
+ private:
+  const std::size_t limit_;
+  std::atomic<std::size_t> active_{0};
+  std::atomic<std::size_t> peak_{0};
+};
+
+struct Counters {
+  std::atomic<std::uint64_t> accepted{0}, rejected{0}, handled{0}, errors{0}, timeouts{0};
+};
+
+class ServerCore {
+ public:
+  /// Validates the options, makes loop 0 and the cancel fd. Throws std::invalid_argument
+  /// (unknown backend) or std::system_error.
+  ServerCore(ServerOptions options);
+  ~ServerCore();
+
+  const ServerOptions& options() const noexcept { return options_; }
+  /// pool: the number of loops; 1 otherwise.
+  std::size_t loop_count() const noexcept { return loops_.size(); }
+  Reactor& loop(std::size_t i = 0) noexcept { return *loops_[i]; }
+  int cancel_fd() const noexcept { return cancel_fd_; }
+
+  /// Runs loop 0 here and loops 1.. on threads until shutdown(); joins those threads.
+  /// Throws std::logic_error if already serving or closed.
+  void serve();
+  /// Runs loop 0 here until `done()` or shutdown or the deadline (zero timeout: none).
+  /// Returns false on timeout or shutdown.
+  bool serve_until(const std::function<bool()>& done, std::chrono::milliseconds timeout);
+  /// handle_request(): runs loop 0 until `started()` (waiting up to options().timeout) and
+  /// then until `finished()`; `end()` runs after, even on an exception. Calls handle_timeout
+  /// and returns false when no request came.
+  bool handle_request(const std::function<bool()>& started, const std::function<bool()>& finished,
+                      const std::function<void()>& end);
+  bool stopping() const noexcept { return stopping_.load(); }
+  void shutdown() noexcept;
+  /// Shuts down, joins every thread, waits for every child. Then close the rest.
+  void join_all() noexcept;
+  bool closed() const noexcept { return closed_; }
+  void mark_closed() noexcept { closed_ = true; }
+
+  /// threading: runs `body` on a new thread; `done` runs on loop 0 after it ends (the
+  /// thread is joined there). False when no thread can be made (EAGAIN): retry later.
+  bool spawn_thread(std::function<void()> body, std::function<void()> done);
+  /// forking: runs `body` in a child, which then exits with its result (0: handled, 1: a
+  /// handler error). `done(status)` runs on loop 0 once the child is reaped. False when
+  /// fork fails (EAGAIN, ENOMEM): retry later. `in_child` runs first in the child (close
+  /// what the child must not hold).
+  bool spawn_child(const std::function<void()>& in_child, const std::function<int()>& body,
+                   std::function<void(int status)> done);
+  std::size_t live_threads() const noexcept { return threads_.size(); }
+  std::size_t live_children() const noexcept { return children_.size(); }
+
+  /// How a handler run ended.
+  enum class Outcome : int { handled = 0, error = 1, timeout = 2, canceled = 3 };
+  /// Classifies a handler failure: an idle timeout or shutdown's cancellation is not the
+  /// handler's fault; anything else goes to handle_error (or one line on stderr).
+  Outcome fail(const Address& client, std::exception_ptr error) noexcept;
+  /// Counts an outcome.
+  void count(Outcome outcome) noexcept;
+  /// The outcome a forked child reported through its exit status.
+  static Outcome outcome_of(int status) noexcept;
+
+  /// A client (connection or datagram) arrived on a loop: counts it and runs verify_request.
+  /// False: drop it (refused, or the server is shutting down).
+  bool admit(const Address& client) noexcept;
+  /// Any thread: frees a slot; if the budget was full, posts `rebalance(i)` to every loop i.
+  void release_slot(const std::function<void(std::size_t loop)>& rebalance);
+
+  SlotBudget& budget() noexcept { return budget_; }
+  Counters& counters() noexcept { return counters_; }
+  ServerStats stats() const noexcept;
+
+ private:
+  void reap_children();
+  void watch_shutdown_signals();
+  void unwatch_shutdown_signals() noexcept;
+
+  ServerOptions options_;
+  std::vector<std::unique_ptr<Reactor>> loops_;
+  int cancel_fd_ = -1;
+  SlotBudget budget_;
+  Counters counters_;
+
+  std::atomic<bool> stopping_{false};
+  std::mutex serve_mutex_;
+  std::condition_variable served_;
+  bool serving_ = false;
+  bool closed_ = false;
+  const pid_t owner_pid_;
+
+  struct HandlerThread {
+    std::thread thread;
+    std::function<void()> done;
+  };
+  void finish_thread(std::uint64_t id);
+  std::uint64_t next_thread_ = 0;
+  std::map<std::uint64_t, HandlerThread> threads_;  // loop 0 only
+  std::map<pid_t, std::function<void(int)>> children_;
+  std::optional<SignalWatcher> sigchld_;
+  int signal_target_ = -1;  // the cancel fd as a signal registry target (shutdown_signals)
+  IoWatcher cancel_watch_;
+};
+
+}  // namespace reactor::detail

@@ -1,0 +1,127 @@
+#pragma once
+/// \file
+/// What a server runs for each request.
+///
+/// - StreamRequestHandler: blocking, setup() / handle() / finish(), for the sync, threading
+///   and forking models. A new handler per connection. finish() runs even when handle()
+///   throws; the server then flushes the stream and closes the connection.
+/// - EventHandler: callbacks on one loop, for the reactor and pool models. A new handler per
+///   connection, destroyed after on_close.
+/// - DatagramHandler: one call per datagram, the packet in, the reply out, for every model.
+/// - StreamService bundles the two stream kinds, so one service (reactor-serve's) can run
+///   on every model; a server needs only the kind its model uses.
+///
+/// A handler that throws: the server calls ServerOptions::handle_error once, closes that
+/// connection and keeps serving.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+
+#include "reactor/net/address.hpp"
+#include "reactor/net/buffer.hpp"
+#include "reactor/net/connection.hpp"
+#include "reactor/server/blocking_stream.hpp"
+
+namespace reactor {
+
+class StreamRequestHandler {
+ public:
+  virtual ~StreamRequestHandler() = default;
+  virtual void setup() {}
+  virtual void handle() = 0;
+  virtual void finish() {}
+
+ protected:
+  /// The connection, buffered both ways (Python's rfile and wfile).
+  BlockingStream& stream() noexcept { return *stream_; }
+  const Address& client_address() const noexcept { return *client_; }
+
+ private:
+  friend struct StreamRequest;
+  BlockingStream* stream_ = nullptr;
+  const Address* client_ = nullptr;
+};
+
+/// Runs one handler over one connection: setup, handle, finish (even if handle threw).
+/// Used by the servers; public so that a handler can be tested without a server.
+struct StreamRequest {
+  static void run(StreamRequestHandler& handler, BlockingStream& stream, const Address& client);
+};
+
+using StreamHandlerFactory = std::function<std::unique_ptr<StreamRequestHandler>()>;
+
+/// A StreamHandlerFactory from a function, for handlers that need no setup or finish:
+///   stream_handler([](BlockingStream& s, const Address& client) { ... })
+StreamHandlerFactory stream_handler(std::function<void(BlockingStream&, const Address&)> fn);
+
+class EventHandler {
+ public:
+  virtual ~EventHandler() = default;
+  /// The connection is open and reading; send a greeting here, or close.
+  virtual void on_connect(Connection&) {}
+  /// Bytes arrived in `input`; consume what you use.
+  virtual void on_data(Connection& connection, Buffer& input) = 0;
+  /// Queued output fell to the low watermark (after having passed the high one).
+  virtual void on_writable(Connection&) {}
+  /// Last call, exactly once.
+  virtual void on_close(Connection&, CloseReason, std::error_code) {}
+};
+
+using EventHandlerFactory = std::function<std::unique_ptr<EventHandler>()>;
+
+/// Both kinds of stream handler; either may be empty. Converts from either factory, or from
+/// any callable returning a unique_ptr to one kind of handler:
+///   StreamServer server(address, [] { return std::make_unique<MyEventHandler>(); });
+struct StreamService {
+  StreamService() = default;
+  StreamService(StreamHandlerFactory b) : blocking(std::move(b)) {}
+  StreamService(EventHandlerFactory e) : events(std::move(e)) {}
+  template <typename F>
+  requires std::is_invocable_r_v<std::unique_ptr<StreamRequestHandler>, F&> &&
+      (!std::is_invocable_r_v<std::unique_ptr<EventHandler>, F&>)StreamService(F factory)
+      : blocking(std::move(factory)) {}
+  template <typename F>
+  requires std::is_invocable_r_v<std::unique_ptr<EventHandler>, F&> &&
+      (!std::is_invocable_r_v<std::unique_ptr<StreamRequestHandler>, F&>)StreamService(F factory)
+      : events(std::move(factory)) {}
+  StreamService(StreamHandlerFactory b, EventHandlerFactory e)
+      : blocking(std::move(b)), events(std::move(e)) {}
+  StreamHandlerFactory blocking;
+  EventHandlerFactory events;
+};
+
+/// One datagram and its reply.
+class DatagramRequest {
+ public:
+  DatagramRequest(std::string_view data, const Address& client, bool truncated) noexcept
+      : data_(data), client_(client), truncated_(truncated) {}
+
+  std::string_view data() const noexcept { return data_; }
+  const Address& client_address() const noexcept { return client_; }
+  /// The datagram was longer than the server's max_datagram and was cut.
+  bool truncated() const noexcept { return truncated_; }
+
+  /// Appends to the reply, sent to the client as one datagram after the handler returns
+  /// (a 0-byte datagram if reply("") was the only call). No call: no reply.
+  void reply(std::string_view bytes) {
+    reply_.append(bytes);
+    replied_ = true;
+  }
+  bool replied() const noexcept { return replied_; }
+  const std::string& reply_bytes() const noexcept { return reply_; }
+
+ private:
+  std::string_view data_;
+  const Address& client_;
+  bool truncated_;
+  bool replied_ = false;
+  std::string reply_;
+};
+
+using DatagramHandler = std::function<void(DatagramRequest&)>;
+
+}  // namespace reactor

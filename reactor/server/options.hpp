@@ -1,0 +1,85 @@
+#pragma once
+/// \file
+/// How a server serves: its model, limits, timeouts and hooks (Python's class attributes and
+/// overridable methods, as values). Shared by StreamServer and DatagramServer.
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "reactor/net/address.hpp"
+#include "reactor/net/connection.hpp"
+#include "reactor/server/model.hpp"
+
+namespace reactor {
+
+struct ServerOptions {
+  Model model = Model::reactor;
+  /// Backend of the server's loop(s): "auto", "epoll", "poll", "select", "uv".
+  std::string backend = "auto";
+  /// pool: number of loops (and threads); 0: one per core.
+  unsigned threads = 0;
+  /// pool, stream servers: accept on every loop with SO_REUSEPORT (the kernel spreads
+  /// connections) instead of on loop 0 handing connections round robin to the others.
+  /// Only for TCP without max_connections (with a limit, hand-off keeps clients in arrival
+  /// order); Unix stream servers always hand off. (SO_REUSEPORT also lets another process of
+  /// the same user bind the port; turn this off if that matters.)
+  bool reuse_port = true;
+  /// threading: most handler threads alive at once (accepting pauses at the bound).
+  std::size_t max_threads = 1024;
+  /// forking: most children alive at once (accepting pauses at the bound).
+  std::size_t max_children = 40;
+  /// Most connections served at once, every model; 0: no limit beyond the model's own.
+  /// At the limit the listener leaves the loop (no accept spin) and clients wait in the
+  /// kernel's backlog; it comes back as soon as a connection ends.
+  std::size_t max_connections = 0;
+  /// A connection that sends nothing for this long is closed (blocking models: any single
+  /// wait of the handler's stream); zero: never.
+  std::chrono::milliseconds idle_timeout{0};
+  /// handle_request(): how long to wait for a request before handle_timeout; zero: forever.
+  std::chrono::milliseconds timeout{0};
+  /// listen() backlog (Python's request_queue_size); the kernel caps it at somaxconn.
+  int request_queue_size = SOMAXCONN;
+  /// SO_REUSEADDR on stream listeners (restart while old connections linger in TIME_WAIT).
+  /// Datagram servers never set it: on UDP it would let two servers share a port.
+  bool allow_reuse_address = true;
+  /// Blocking handlers' read_line cap.
+  std::size_t max_line = 64 * 1024;
+  /// Datagram servers: receive size; longer datagrams arrive cut, flagged truncated.
+  std::size_t max_datagram = 65536;
+  /// Signals that shut the server down (say {SIGINT, SIGTERM}), delivered even while a sync
+  /// handler blocks the serving thread: they cancel the handlers' waits at once, like
+  /// shutdown(). The previous dispositions come back when the server is destroyed.
+  std::vector<int> shutdown_signals{};
+  /// Reactor and pool models: per-connection buffers and watermarks (idle_timeout above
+  /// overrides connection.idle_timeout when set).
+  Connection::Options connection{};
+
+  /// Access control, before any handler runs; false closes the connection (drops the
+  /// datagram). Empty: everyone. Runs on the accepting loop's thread (pool: any loop's).
+  std::function<bool(const Address& client)> verify_request{};
+  /// A handler threw. Runs once per failure on the thread (or child) that ran the handler;
+  /// must be thread-safe for the threading and pool models. Empty: one line on stderr.
+  std::function<void(const Address& client, std::exception_ptr error)> handle_error{};
+  /// handle_request() waited `timeout` and no request came. Runs on the calling thread.
+  std::function<void()> handle_timeout{};
+};
+
+/// Counters, read at any time from any thread.
+struct ServerStats {
+  std::uint64_t accepted = 0;  ///< connections accepted / datagrams received
+  std::uint64_t rejected = 0;  ///< refused by verify_request
+  std::uint64_t handled = 0;   ///< requests finished without a handler error
+  std::uint64_t errors = 0;    ///< handler failures (handle_error calls; failed children)
+  std::uint64_t timeouts = 0;  ///< connections closed by the idle timeout
+  std::size_t active = 0;      ///< connections (threads, children) being served now
+  std::size_t peak_active = 0;
+};
+
+}  // namespace reactor

@@ -1,0 +1,122 @@
+// ServerOptions::shutdown_signals: a watched signal shuts a server down at once, even while
+// a sync handler blocks the serving thread, on every model; dispositions come back after.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+#include "reactor/server/stream_server.hpp"
+#include "tests/support/fds.hpp"
+#include "tests/support/time_helpers.hpp"
+
+namespace reactor::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+struct Silent : EventHandler {
+  void on_data(Connection&, Buffer& in) override { in.clear(); }
+};
+
+// A handler that blocks until its client speaks (it never does).
+StreamService blocking_service(std::atomic<bool>& entered) {
+  return {stream_handler([&entered](BlockingStream& s, const Address&) {
+            entered = true;
+            s.read_line();
+          }),
+          EventHandlerFactory([&entered] {
+            entered = true;
+            return std::make_unique<Silent>();
+          })};
+}
+
+int connect_to(const Address& a) {
+  int fd = ::socket(a.domain(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  EXPECT_EQ(::connect(fd, a.native(), a.native_size()), 0);
+  return fd;
+}
+
+class ShutdownSignalsTest : public ::testing::TestWithParam<Model> {};
+
+TEST_P(ShutdownSignalsTest, SignalEndsServeForeverWhileAHandlerBlocks) {
+  ScopedDisposition keep(SIGUSR2);
+  std::atomic<bool> entered{false};
+  ServerOptions o;
+  o.model = GetParam();
+  o.threads = 2;
+  o.shutdown_signals = {SIGUSR2};
+  StreamServer server(Address::parse("127.0.0.1:0"), blocking_service(entered), o);
+  std::atomic<bool> returned{false};
+  std::thread serving([&] {
+    server.serve_forever();
+    returned = true;
+  });
+  int client = connect_to(server.address());
+  if (GetParam() == Model::forking) {
+    std::this_thread::sleep_for(300ms);  // the handler runs in a child: no flag to watch
+  } else {
+    for (int i = 0; i < 500 && !entered; ++i) std::this_thread::sleep_for(10ms);
+    EXPECT_TRUE(entered);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  ::kill(::getpid(), SIGUSR2);
+  for (int i = 0; i < 200 && !returned; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(returned) << "serve_forever still running 1 s after the signal";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  server.shutdown();  // in case it did not return: lets the test end
+  serving.join();
+  server.server_close();
+  // The client sees its connection end.
+  char c;
+  EXPECT_LE(::recv(client, &c, 1, 0), 0);
+  ::close(client);
+}
+
+INSTANTIATE_TEST_SUITE_P(AllModels, ShutdownSignalsTest,
+                         ::testing::Values(Model::sync, Model::threading, Model::forking,
+                                           Model::reactor, Model::pool),
+                         [](const auto& info) {
+                           std::string name(to_string(info.param));
+                           name[0] = static_cast<char>(std::toupper(name[0]));
+                           return name;
+                         });
+
+TEST(ShutdownSignals, DispositionComesBackWithTheServer) {
+  ScopedDisposition keep(SIGUSR2);
+  struct sigaction before {};
+  ::sigaction(SIGUSR2, nullptr, &before);
+  {
+    ServerOptions o;
+    o.model = Model::reactor;
+    o.shutdown_signals = {SIGUSR2};
+    StreamServer server(Address::parse("127.0.0.1:0"),
+                        EventHandlerFactory([] { return std::make_unique<Silent>(); }), o);
+    struct sigaction during {};
+    ::sigaction(SIGUSR2, nullptr, &during);
+    EXPECT_NE(during.sa_handler, before.sa_handler);
+  }
+  struct sigaction after {};
+  ::sigaction(SIGUSR2, nullptr, &after);
+  EXPECT_EQ(after.sa_handler, before.sa_handler);
+}
+
+TEST(ShutdownSignals, UncatchableSignalIsRefusedAndLeaksNothing) {
+  FdLeakCheck leaks;
+  ServerOptions o;
+  o.model = Model::reactor;
+  o.shutdown_signals = {SIGKILL};
+  EXPECT_THROW(StreamServer(Address::parse("127.0.0.1:0"),
+                            EventHandlerFactory([] { return std::make_unique<Silent>(); }), o),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace reactor::test
