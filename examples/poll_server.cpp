@@ -1,0 +1,55 @@
+// Lesson 8, the poll() server one level lower: the loop (on the "poll" backend) reports only
+// that an fd is readable, through an IoWatcher, and we ::recv() ourselves as Python does.
+//   poll_server [ADDR]        (default 127.0.0.1:21567; connect with `nc` and type)
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <map>
+
+#include "reactor/core/reactor.hpp"
+#include "reactor/net/listener.hpp"
+
+using namespace reactor;
+
+// An entry of Python's fdmap. The watcher is declared last so it goes first: the fd is
+// unwatched before the Socket closes it.
+struct Client {
+  Socket socket;
+  Address peer;
+  IoWatcher watcher;
+};
+
+int main(int argc, char** argv) {
+  Reactor loop("poll");
+  std::map<int, Client> fdmap;
+
+  auto on_readable = [&fdmap](int fd) {
+    char data[1024];
+    const ssize_t n = ::recv(fd, data, sizeof data, 0);  // never blocks: accepted non-blocking
+    if (n > 0) {
+      std::printf("%.*s\n", static_cast<int>(n), data);
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {  // end of stream, or broken
+      std::printf("%s disconnected\n", fdmap.at(fd).peer.to_string().c_str());
+      fdmap.erase(fd);  // a watcher may be destroyed inside its own callback
+    }
+    std::fflush(stdout);
+  };
+  Listener listener(loop, Address::parse(argc > 1 ? argv[1] : "127.0.0.1:21567"),
+                    [&](Socket socket, const Address& peer, Listener::Permit) {
+                      const int fd = socket.fd();
+                      std::printf("Got connection from %s\n", peer.to_string().c_str());
+                      std::fflush(stdout);
+                      // Level-triggered: unread bytes make the loop call us again.
+                      IoWatcher watcher =
+                          loop.watch(fd, Interest::read, [=](IoEvents) { on_readable(fd); });
+                      fdmap.emplace(fd, Client{std::move(socket), peer, std::move(watcher)});
+                    });
+
+  SignalWatcher stop_on[] = {loop.on_signal(SIGINT, [&](int) { loop.stop(); }),
+                             loop.on_signal(SIGTERM, [&](int) { loop.stop(); })};
+  std::printf("listening on %s\n", listener.address().to_string().c_str());
+  std::fflush(stdout);
+  loop.run();
+}

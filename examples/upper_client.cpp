@@ -1,0 +1,53 @@
+// Lesson 3, a client for upper_server: connect once, then send each line of stdin and print
+// the reply. The connect runs on a Reactor (Connector); the talk is blocking (BlockingStream).
+//   printf 'hello\nworld\n' | upper_client [ADDR]      (default 127.0.0.1:21567)
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <system_error>
+
+#include "reactor/net/connector.hpp"
+#include "reactor/server/blocking_stream.hpp"
+
+int main(int argc, char** argv) {
+  using namespace reactor;
+  using namespace std::chrono_literals;
+  const Address server = Address::parse(argc > 1 ? argv[1] : "127.0.0.1:21567");
+
+  // The loop runs just until the connector's handler has the outcome.
+  Reactor loop;
+  std::error_code error;
+  Socket socket;
+  Connector::connect(
+      loop, server,
+      [&](std::error_code ec, Socket connected) {
+        error = ec;
+        socket = std::move(connected);
+        loop.stop();
+      },
+      5s);
+  loop.run();
+  if (error) {
+    std::fprintf(stderr, "cannot connect to %s: %s\n", server.to_string().c_str(),
+                 error.message().c_str());
+    return 1;
+  }
+
+  BlockingStream stream(std::move(socket));
+  stream.set_timeout(5s);  // no wait may last longer: a silent server cannot hang us
+  try {
+    for (std::string line; std::getline(std::cin, line);) {
+      stream.write(line + "\n");
+      stream.flush();
+      std::optional<std::string> reply = stream.read_line();
+      if (!reply) break;  // the server closed
+      std::fputs(reply->c_str(), stdout);
+      std::fflush(stdout);
+    }
+  } catch (const std::system_error& e) {  // timed out, reset, ...
+    std::fprintf(stderr, "%s\n", e.what());
+    return 1;
+  }
+}
