@@ -46,6 +46,7 @@ std::vector<MatrixCase> matrix_cases() {
   std::vector<MatrixCase> out;
   for (su::Transport t : su::kAllTransports) {
     for (Model m : su::kAllModels) {
+      if (!su::testable(m)) continue;
       if (su::runs_on_every_backend(m)) {
         for (const std::string& b : reactor::test::all_backends()) out.push_back({t, m, b});
       } else {

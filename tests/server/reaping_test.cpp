@@ -183,6 +183,7 @@ void expect_child_reply(const std::string& reply, std::size_t i) {
 }
 
 TEST_P(ReapingTest, ForkingServerReapsEveryChildKeepsTheBoundAndClosesWhatItMustNotHold) {
+  if (!su::testable(Model::forking)) GTEST_SKIP() << "forking under ASan (see kForkingTestable)";
   su::HangGuard hang(170s);
   // A fork costs milliseconds on a loaded 2-core machine: the full 1,000 on the default
   // backend; on the others (whose part is only the SIGCHLD wake-up, taken on every request

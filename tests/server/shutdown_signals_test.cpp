@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "reactor/server/stream_server.hpp"
+#include "tests/server/server_test_util.hpp"
 #include "tests/support/fds.hpp"
 #include "tests/support/time_helpers.hpp"
 
@@ -47,6 +48,7 @@ int connect_to(const Address& a) {
 class ShutdownSignalsTest : public ::testing::TestWithParam<Model> {};
 
 TEST_P(ShutdownSignalsTest, SignalEndsServeForeverWhileAHandlerBlocks) {
+  if (!serverutil::testable(GetParam())) GTEST_SKIP() << "forking under ASan";
   ScopedDisposition keep(SIGUSR2);
   std::atomic<bool> entered{false};
   ServerOptions o;
