@@ -49,32 +49,36 @@ class DatagramServerImpl {
     for (std::size_t w = 0; w < core_.loop_count(); ++w) {
       workers_.push_back(std::make_unique<Worker>(core_, w, admission_hooks(w)));
     }
-    DatagramSocket::Options o;
-    o.max_datagram = core_.options().max_datagram;
     // Never SO_REUSEADDR: on UDP it lets a second server share the port silently (Python's
     // UDPServer keeps it off too).
-    o.reuse_port = address.is_ip() && workers_.size() > 1;
-    workers_[0]->socket = std::make_unique<DatagramSocket>(core_.loop(0), address, o);
+    options_.max_datagram = core_.options().max_datagram;
+    options_.reuse_port = address.is_ip() && workers_.size() > 1;
+    workers_[0]->socket = std::make_unique<DatagramSocket>(core_.loop(0), address, options_);
     address_ = workers_[0]->socket->local_address();
     unix_path_ = address_.family() == Address::Family::unix_path;
-    for (std::size_t w = 1; w < workers_.size(); ++w) {
-      if (o.reuse_port) {
-        // UDP: one socket per loop on the same port; the kernel spreads clients over them.
-        workers_[w]->socket = std::make_unique<DatagramSocket>(core_.loop(w), address_, o);
-      } else {
-        // Unix: every loop reads the one socket through a dup of its own.
-        int fd = ::fcntl(workers_[0]->socket->fd(), F_DUPFD_CLOEXEC, 0);
-        if (fd < 0) throw std::system_error(errno, std::generic_category(), "DatagramServer");
-        workers_[w]->socket = std::make_unique<DatagramSocket>(core_.loop(w), Socket(fd), o);
+    start_receiving(0);
+  }
+
+  // The pool's other loops get their sockets when serving starts, so that handle_request(),
+  // which runs loop 0 alone, sees every datagram.
+  void serve_forever() {
+    if (!core_.closed()) {
+      for (std::size_t w = 1; w < workers_.size(); ++w) {
+        if (workers_[w]->socket) continue;
+        if (options_.reuse_port) {
+          // UDP: one socket per loop on the same port; the kernel spreads clients over them.
+          workers_[w]->socket = std::make_unique<DatagramSocket>(core_.loop(w), address_, options_);
+        } else {
+          // Unix: every loop reads the one socket through a dup of its own.
+          int fd = ::fcntl(workers_[0]->socket->fd(), F_DUPFD_CLOEXEC, 0);
+          if (fd < 0) throw std::system_error(errno, std::generic_category(), "DatagramServer");
+          workers_[w]->socket =
+              std::make_unique<DatagramSocket>(core_.loop(w), Socket(fd), options_);
+        }
+        start_receiving(w);
       }
     }
-    for (std::size_t w = 0; w < workers_.size(); ++w) {
-      DatagramSocket& s = *workers_[w]->socket;
-      s.on_datagram([this, w](std::string_view data, const Address& from, bool truncated) {
-        on_datagram(w, data, from, truncated);
-      });
-      if (auto ec = s.start()) throw std::system_error(ec, "DatagramServer");
-    }
+    core_.serve();
   }
 
   ~DatagramServerImpl() { close(); }
@@ -107,6 +111,14 @@ class DatagramServerImpl {
   ServerCore core_;
 
  private:
+  void start_receiving(std::size_t w) {
+    DatagramSocket& s = *workers_[w]->socket;
+    s.on_datagram([this, w](std::string_view data, const Address& from, bool truncated) {
+      on_datagram(w, data, from, truncated);
+    });
+    if (auto ec = s.start()) throw std::system_error(ec, "DatagramServer");
+  }
+
   // One per loop.
   struct Worker {
     Worker(ServerCore& core, std::size_t loop, Admission<Packet>::Hooks hooks)
@@ -184,6 +196,7 @@ class DatagramServerImpl {
   }
 
   DatagramHandler handler_;
+  DatagramSocket::Options options_;
   std::vector<std::unique_ptr<Worker>> workers_;
   Address address_;
   bool unix_path_ = false;
@@ -199,7 +212,7 @@ DatagramServer::DatagramServer(const Address& address, DatagramHandler handler,
     : impl_(std::make_unique<detail::DatagramServerImpl>(address, std::move(handler),
                                                          std::move(options))) {}
 DatagramServer::~DatagramServer() = default;
-void DatagramServer::serve_forever() { impl_->core_.serve(); }
+void DatagramServer::serve_forever() { impl_->serve_forever(); }
 bool DatagramServer::handle_request() { return impl_->handle_request(); }
 void DatagramServer::shutdown() noexcept { impl_->core_.shutdown(); }
 void DatagramServer::server_close() noexcept { impl_->close(); }
