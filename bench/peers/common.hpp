@@ -181,4 +181,35 @@ class OutputQueue {
   std::size_t head_ = 0;
 };
 
+/// The raw peers' echo step: one read of up to `size` bytes into `buf`, written straight
+/// back unless older bytes are queued; what the kernel does not take is queued, and reading
+/// pauses past kHighWater. False: the connection is finished (end of stream or an error).
+inline bool echo_once(int fd, OutputQueue& out, bool& paused, char* buf, std::size_t size) {
+  const ssize_t n = ::read(fd, buf, size);
+  if (n == 0) return false;
+  if (n < 0) return errno == EAGAIN || errno == EINTR;
+  ssize_t written = 0;
+  if (out.empty()) {
+    written = ::write(fd, buf, static_cast<std::size_t>(n));
+    if (written < 0) {
+      if (errno != EAGAIN && errno != EINTR) return false;
+      written = 0;
+    }
+    if (written == n) return true;
+  }
+  out.append(buf + written, static_cast<std::size_t>(n - written));
+  if (out.size() > kHighWater) paused = true;
+  return true;
+}
+
+/// Writes as much of the queue as the kernel takes; reading resumes once it is empty.
+/// False: the connection failed.
+inline bool flush_queue(int fd, OutputQueue& out, bool& paused) {
+  const ssize_t n = ::write(fd, out.data(), out.size());
+  if (n < 0) return errno == EAGAIN || errno == EINTR;
+  out.consume(static_cast<std::size_t>(n));
+  if (out.empty()) paused = false;
+  return true;
+}
+
 }  // namespace reactor::bench::peers

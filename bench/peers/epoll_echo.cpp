@@ -120,37 +120,11 @@ class EpollEcho {
 
   // One read, written back at once unless older bytes are still queued. False if closed.
   bool echo(int fd, Conn& c) {
-    const ssize_t n = ::read(fd, buf_, sizeof buf_);
-    if (n == 0) return close_conn(fd, c);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) return true;
-      return close_conn(fd, c);
-    }
-    ssize_t written = 0;
-    if (c.out.empty()) {
-      written = ::write(fd, buf_, static_cast<std::size_t>(n));
-      if (written < 0) {
-        if (errno != EAGAIN && errno != EINTR) return close_conn(fd, c);
-        written = 0;
-      }
-      if (written == n) return true;
-    }
-    c.out.append(buf_ + written, static_cast<std::size_t>(n - written));
-    if (c.out.size() > kHighWater) c.paused = true;
-    return true;
+    return echo_once(fd, c.out, c.paused, buf_, sizeof buf_) || close_conn(fd, c);
   }
 
   // Writes as much of the queue as the kernel takes. False if closed.
-  bool flush(int fd, Conn& c) {
-    const ssize_t n = ::write(fd, c.out.data(), c.out.size());
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) return true;
-      return close_conn(fd, c);
-    }
-    c.out.consume(static_cast<std::size_t>(n));
-    if (c.out.empty()) c.paused = false;
-    return true;
-  }
+  bool flush(int fd, Conn& c) { return flush_queue(fd, c.out, c.paused) || close_conn(fd, c); }
 
   // close(2) also takes the fd out of the epoll set: it is never dup'ed. Returns false, for
   // "the connection is gone".

@@ -35,41 +35,16 @@ void close_conn(struct ev_loop* loop, Conn* c) {
 
 // Writes as much of the queue as the kernel takes. False if closed.
 bool flush(struct ev_loop* loop, Conn* c) {
-  const ssize_t n = ::write(c->io.fd, c->out.data(), c->out.size());
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EINTR) return true;
-    close_conn(loop, c);
-    return false;
-  }
-  c->out.consume(static_cast<std::size_t>(n));
-  if (c->out.empty()) c->paused = false;
-  return true;
+  if (flush_queue(c->io.fd, c->out, c->paused)) return true;
+  close_conn(loop, c);
+  return false;
 }
 
 // One read, written back at once unless older bytes are still queued. False if closed.
 bool echo(struct ev_loop* loop, Conn* c) {
-  const int fd = c->io.fd;
-  const ssize_t n = ::read(fd, read_buf, sizeof read_buf);
-  if (n <= 0) {
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
-    close_conn(loop, c);
-    return false;
-  }
-  ssize_t written = 0;
-  if (c->out.empty()) {
-    written = ::write(fd, read_buf, static_cast<std::size_t>(n));
-    if (written < 0) {
-      if (errno != EAGAIN && errno != EINTR) {
-        close_conn(loop, c);
-        return false;
-      }
-      written = 0;
-    }
-    if (written == n) return true;
-  }
-  c->out.append(read_buf + written, static_cast<std::size_t>(n - written));
-  if (c->out.size() > kHighWater) c->paused = true;
-  return true;
+  if (echo_once(c->io.fd, c->out, c->paused, read_buf, sizeof read_buf)) return true;
+  close_conn(loop, c);
+  return false;
 }
 
 void on_conn(struct ev_loop* loop, ev_io* w, int revents) {

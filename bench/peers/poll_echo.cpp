@@ -95,39 +95,14 @@ class PollEcho {
 
   // One read, written back at once unless older bytes are still queued. False if closed.
   bool echo(std::size_t i) {
-    const int fd = fds_[i].fd;
     Conn& c = conns_[i];
-    const ssize_t n = ::read(fd, buf_, sizeof buf_);
-    if (n == 0) return close_conn(i);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) return true;
-      return close_conn(i);
-    }
-    ssize_t written = 0;
-    if (c.out.empty()) {
-      written = ::write(fd, buf_, static_cast<std::size_t>(n));
-      if (written < 0) {
-        if (errno != EAGAIN && errno != EINTR) return close_conn(i);
-        written = 0;
-      }
-      if (written == n) return true;
-    }
-    c.out.append(buf_ + written, static_cast<std::size_t>(n - written));
-    if (c.out.size() > kHighWater) c.paused = true;
-    return true;
+    return echo_once(fds_[i].fd, c.out, c.paused, buf_, sizeof buf_) || close_conn(i);
   }
 
   // Writes as much of the queue as the kernel takes. False if closed.
   bool flush(std::size_t i) {
     Conn& c = conns_[i];
-    const ssize_t n = ::write(fds_[i].fd, c.out.data(), c.out.size());
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) return true;
-      return close_conn(i);
-    }
-    c.out.consume(static_cast<std::size_t>(n));
-    if (c.out.empty()) c.paused = false;
-    return true;
+    return flush_queue(fds_[i].fd, c.out, c.paused) || close_conn(i);
   }
 
   // Closes slot i and moves the last slot into it. Returns false, for "the connection is gone".

@@ -81,8 +81,7 @@ class SelectEcho {
       const auto nwords = static_cast<std::size_t>((nfds + FdBits::kBits - 1) / FdBits::kBits);
       readable_.copy_from(want_read_, nwords);
       writable_.copy_from(want_write_, nwords);
-      const int n =
-          ::select(nfds, readable_.as_fd_set(), writable_.as_fd_set(), nullptr, timeout);
+      const int n = ::select(nfds, readable_.as_fd_set(), writable_.as_fd_set(), nullptr, timeout);
       if (n < 0) {
         if (errno == EINTR) continue;
         die("select", errno);
@@ -165,37 +164,11 @@ class SelectEcho {
 
   // One read, written back at once unless older bytes are still queued. False if closed.
   bool echo(int fd, Conn& c) {
-    const ssize_t n = ::read(fd, buf_, sizeof buf_);
-    if (n == 0) return close_conn(fd, c);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) return true;
-      return close_conn(fd, c);
-    }
-    ssize_t written = 0;
-    if (c.out.empty()) {
-      written = ::write(fd, buf_, static_cast<std::size_t>(n));
-      if (written < 0) {
-        if (errno != EAGAIN && errno != EINTR) return close_conn(fd, c);
-        written = 0;
-      }
-      if (written == n) return true;
-    }
-    c.out.append(buf_ + written, static_cast<std::size_t>(n - written));
-    if (c.out.size() > kHighWater) c.paused = true;
-    return true;
+    return echo_once(fd, c.out, c.paused, buf_, sizeof buf_) || close_conn(fd, c);
   }
 
   // Writes as much of the queue as the kernel takes. False if closed.
-  bool flush(int fd, Conn& c) {
-    const ssize_t n = ::write(fd, c.out.data(), c.out.size());
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) return true;
-      return close_conn(fd, c);
-    }
-    c.out.consume(static_cast<std::size_t>(n));
-    if (c.out.empty()) c.paused = false;
-    return true;
-  }
+  bool flush(int fd, Conn& c) { return flush_queue(fd, c.out, c.paused) || close_conn(fd, c); }
 
   // Returns false, for "the connection is gone".
   bool close_conn(int fd, Conn& c) {

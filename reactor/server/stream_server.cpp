@@ -315,7 +315,7 @@ class StreamServerImpl {
   bool unix_path_ = false;
   std::size_t next_loop_ = 0;
   std::atomic<std::uint64_t> started_{0};  // pool loops start connections concurrently
-  bool one_shot_ = false;  // inside handle_request(): stop accepting after one
+  bool one_shot_ = false;                  // inside handle_request(): stop accepting after one
   std::uint64_t one_shot_target_ = 0;
   std::weak_ptr<Connection> last_session_;
   std::vector<std::shared_ptr<Session>> closed_sessions_;
