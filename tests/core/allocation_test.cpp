@@ -23,19 +23,9 @@
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
 #include "tests/support/io_helpers.hpp"
+#include "tests/support/sanitizers.hpp"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define REACTOR_TEST_COUNT_NEW 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(memory_sanitizer)
-#define REACTOR_TEST_COUNT_NEW 0
-#else
-#define REACTOR_TEST_COUNT_NEW 1
-#endif
-#else
-#define REACTOR_TEST_COUNT_NEW 1
-#endif
+#define REACTOR_TEST_COUNT_NEW (!REACTOR_TEST_SANITIZED)
 
 namespace {
 

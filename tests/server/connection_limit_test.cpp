@@ -232,7 +232,9 @@ TEST_P(ConnectionLimitTest, NeverMoreThanTheLimitNoSpinWhileFullQuickResume) {
       resume_ms.push_back(su::ms_between(t, Clock::now()));
     }
     std::sort(resume_ms.begin(), resume_ms.end());
-    EXPECT_LT(resume_ms[3], 100.0) << "second slowest of five resumes";
+    // 100 ms is the contract (S7); sanitizer builds widen it by kLatencySlack.
+    EXPECT_LT(resume_ms[3], 100.0 * reactor::test::kLatencySlack)
+        << "second slowest of five resumes";
     EXPECT_LT(resume_ms[4], 1000.0) << "slowest of five resumes";
 
     // Everybody, in waves.

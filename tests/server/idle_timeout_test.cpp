@@ -26,6 +26,7 @@
 #include "tests/support/fds.hpp"
 #include "tests/support/io_helpers.hpp"
 #include "tests/support/net_helpers.hpp"
+#include "tests/support/sanitizers.hpp"
 
 namespace {
 
@@ -162,7 +163,9 @@ TEST_P(IdleTimeoutTest, IdleClientsCloseOnTimeWhileABusyClientStaysFast) {
     ASSERT_GT(lat.size(), 20u) << "the busy client made too few requests";
     std::sort(lat.begin(), lat.end());
     const double p99 = lat[(lat.size() * 99) / 100];
-    EXPECT_LT(p99, 100.0) << "busy client p99 over " << lat.size() << " requests (max "
+    // 100 ms is the contract (S6); sanitizer builds widen it by kLatencySlack.
+    const double bound = 100.0 * reactor::test::kLatencySlack;
+    EXPECT_LT(p99, bound) << "busy client p99 over " << lat.size() << " requests (max "
                           << lat.back() << " ms)";
 
     EXPECT_TRUE(su::wait_for([&] { return server.stats().timeouts == kIdleClients; }, 3000ms))

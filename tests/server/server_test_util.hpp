@@ -63,6 +63,7 @@
 #include "tests/support/fds.hpp"
 #include "tests/support/io_helpers.hpp"
 #include "tests/support/net_helpers.hpp"
+#include "tests/support/sanitizers.hpp"
 
 namespace reactor::test::serverutil {
 
@@ -95,17 +96,7 @@ inline std::string camel(std::string_view s) {
 // thread holds an allocator lock deadlocks on its first allocation. These tests fork from a
 // multithreaded process (their clients are threads), so under ASan the forking model is
 // left to the release run and to the e2e tests, whose reactor-serve forks from one thread.
-#if defined(__SANITIZE_ADDRESS__)
-inline constexpr bool kForkingTestable = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-inline constexpr bool kForkingTestable = false;
-#else
-inline constexpr bool kForkingTestable = true;
-#endif
-#else
-inline constexpr bool kForkingTestable = true;
-#endif
+inline constexpr bool kForkingTestable = !reactor::test::kAsan;
 /// False for a model these tests cannot run here (forking under ASan).
 inline bool testable(Model m) { return m != Model::forking || kForkingTestable; }
 
