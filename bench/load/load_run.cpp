@@ -79,7 +79,7 @@ struct LoadRun::Slot {
 LoadRun::LoadRun(const Options& options, Endpoint endpoint)
     : options_(options), endpoint_(std::move(endpoint)), scratch_(kScratchBytes) {
   check_fd_budget(options_);
-  if (options_.server_pid != 0 && !process_cpu_us(options_.server_pid)) {
+  if (options_.server_pid != 0 && !sample_process_cpu(options_.server_pid)) {
     throw std::runtime_error("cannot read /proc/" + std::to_string(options_.server_pid) +
                              "/stat (--server-pid)");
   }
@@ -172,7 +172,7 @@ void LoadRun::begin_measure(std::uint64_t now) {
   histogram_.clear();
   report_.messages = report_.bytes = report_.connects = 0;
   client_cpu_start_ = self_cpu_us();
-  if (options_.server_pid != 0) server_cpu_start_ = process_cpu_us(options_.server_pid);
+  if (options_.server_pid != 0) server_cpu_start_ = sample_process_cpu(options_.server_pid);
   window_start_ = now;
   window_end_ = now + seconds_to_ns(options_.seconds);
 }
@@ -181,8 +181,12 @@ void LoadRun::end_measure(std::uint64_t now) {
   window_stop_ = now;
   report_.client_cpu_us = self_cpu_us() - client_cpu_start_;
   if (options_.server_pid != 0) {
-    const auto end = process_cpu_us(options_.server_pid);
-    if (end && server_cpu_start_) report_.server_cpu_us = *end - *server_cpu_start_;
+    const auto end = sample_process_cpu(options_.server_pid);
+    if (end && server_cpu_start_) {
+      bool exact = false;
+      report_.server_cpu_us = cpu_us_between(*server_cpu_start_, *end, &exact);
+      report_.server_cpu_exact = exact;
+    }
   }
   phase_ = Phase::kDrain;
   measuring_ = false;

@@ -18,6 +18,7 @@
 #include <optional>
 #include <vector>
 
+#include "bench/load/clocks.hpp"
 #include "bench/load/endpoint.hpp"
 #include "bench/load/histogram.hpp"
 #include "bench/load/options.hpp"
@@ -84,7 +85,7 @@ class LoadRun {
   std::uint64_t warmup_end_ = 0, window_start_ = 0, window_end_ = 0, window_stop_ = 0;
   std::uint64_t drain_deadline_ = 0;
   std::uint64_t client_cpu_start_ = 0;
-  std::optional<std::uint64_t> server_cpu_start_;
+  std::optional<CpuSample> server_cpu_start_;
 };
 
 }  // namespace reactor::bench::load

@@ -38,6 +38,10 @@ class JsonLine {
     std::snprintf(number, sizeof number, "%.*f", decimals, value);
     text_ += number;
   }
+  void add_bool(const char* key, bool value) {
+    put_key(key);
+    text_ += value ? "true" : "false";
+  }
   void add_null(const char* key) {
     put_key(key);
     text_ += "null";
@@ -115,6 +119,7 @@ std::string to_json(const Report& r) {
     j.add("server_cpu_us", *r.server_cpu_us);
     j.add("server_cpu_us_per_msg", per(static_cast<double>(*r.server_cpu_us), messages), 3);
     j.add("server_cpu_util", per(static_cast<double>(*r.server_cpu_us) / 1e6, r.seconds), 3);
+    j.add_bool("server_cpu_exact", r.server_cpu_exact);
   } else if (r.server_cpu_asked) {
     j.add_null("server_cpu_us");
     j.add_null("server_cpu_us_per_msg");

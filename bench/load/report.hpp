@@ -43,6 +43,7 @@ struct Report {
   std::uint64_t idle_open = 0;                 ///< idle connections verified open at the end
   bool server_cpu_asked = false;               ///< --server-pid given: the fields appear
   std::optional<std::uint64_t> server_cpu_us;  ///< null if /proc/PID/stat became unreadable
+  bool server_cpu_exact = false;  ///< from schedstat (ns), not clock ticks: see cpu_us_between
   std::uint64_t client_cpu_us = 0;
 };
 
