@@ -10,7 +10,7 @@
 #include <string>
 #include <thread>
 
-#include "bench/bench.hpp"
+#include "bench/micro/bench.hpp"
 #include "reactor/core/reactor.hpp"
 
 namespace reactor::bench {

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "bench/bench.hpp"
+#include "bench/micro/bench.hpp"
 #include "reactor/core/detail/timer_heap.hpp"
 #include "reactor/core/reactor.hpp"
 

@@ -8,9 +8,9 @@
 #include <system_error>
 #include <vector>
 
-#include "bench/bench.hpp"
-#include "bench/fd_ring.hpp"
-#include "bench/raw_epoll.hpp"
+#include "bench/micro/bench.hpp"
+#include "bench/micro/fd_ring.hpp"
+#include "bench/micro/raw_epoll.hpp"
 #include "reactor/core/reactor.hpp"
 
 namespace reactor::bench {

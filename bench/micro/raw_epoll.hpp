@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "bench/fd_ring.hpp"
+#include "bench/micro/fd_ring.hpp"
 
 namespace reactor::bench {
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints Markdown tables from reactor_bench's Google Benchmark JSON files.
 
-    bench/report.py RESULTS_DIR [--note TEXT]...
+    bench/micro/report.py RESULTS_DIR [--note TEXT]...
 
 RESULTS_DIR holds dispatch.json, post.json and timers.json (any may be missing). Each
 figure is the median over repetitions of the benchmark's own per-unit counter

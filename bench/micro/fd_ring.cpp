@@ -1,4 +1,4 @@
-#include "bench/fd_ring.hpp"
+#include "bench/micro/fd_ring.hpp"
 
 #include <sys/socket.h>
 

@@ -1,6 +1,6 @@
 // The one file outside backends/ that includes <sys/epoll.h>: it is the reference the
 // library is measured against, so it must not go through the library.
-#include "bench/raw_epoll.hpp"
+#include "bench/micro/raw_epoll.hpp"
 
 #include <sys/epoll.h>
 #include <unistd.h>

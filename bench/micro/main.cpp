@@ -14,7 +14,7 @@
 #include <string>
 #include <string_view>
 
-#include "bench/bench.hpp"
+#include "bench/micro/bench.hpp"
 
 namespace reactor::bench {
 
