@@ -1,0 +1,59 @@
+"""What is measured: the scenarios (a)-(f), the models ladder and the idle-memory probe."""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    key: str            # "a".."f", or "ladder-100"
+    title: str          # for tables and plots
+    mode: str = "pingpong"
+    conns: int = 1
+    idle: int = 0
+    size: int = 64
+
+    @property
+    def descriptors(self):
+        return self.conns + self.idle
+
+    def load_args(self):
+        return ["--mode", self.mode, "--conns", str(self.conns), "--idle", str(self.idle),
+                "--size", str(self.size)]
+
+
+SCENARIOS = [
+    Scenario("a", "1 conn, 64 B", conns=1),
+    Scenario("b", "100 conns, 64 B", conns=100),
+    Scenario("c", "100 conns, 4 KiB", conns=100, size=4096),
+    Scenario("d", "50 active + 5,000 idle", conns=50, idle=5000),
+    Scenario("e", "1,000 conns, 64 B", conns=1000),
+    Scenario("f", "connects/s (10 at once)", mode="connect", conns=10),
+]
+
+# The targets (issue 5) are on these scenarios' server CPU per message.
+TARGET_SCENARIOS = ("b", "c", "d")
+
+
+def ladder_scenarios(full):
+    counts = [1, 10, 100, 1000] + ([5000] if full else [])
+    return [Scenario(f"ladder-{n}", f"{n:,} conns, 64 B", conns=n) for n in counts]
+
+
+# Memory per idle connection: this many idle clients held open against each server.
+IDLE_MEMORY_CONNS = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    rounds: int
+    warmup: float
+    seconds: float
+    full: bool
+
+    @staticmethod
+    def quick():
+        return Settings(rounds=3, warmup=0.3, seconds=0.7, full=False)
+
+    @staticmethod
+    def complete():
+        return Settings(rounds=5, warmup=1.0, seconds=3.0, full=True)

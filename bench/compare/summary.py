@@ -1,0 +1,104 @@
+"""From raw measurements to medians, ranges and ratios (no I/O here)."""
+
+import statistics
+
+REFERENCE = "ref-epoll"
+
+
+def rate(result):
+    """Messages per second, or connections per second in connect mode."""
+    if result.get("mode") == "connect":
+        return result.get("connects_per_s")
+    return result.get("messages_per_s")
+
+
+def cpu_per_op(result):
+    """Server CPU microseconds per message (per connection in connect mode)."""
+    cpu = result.get("server_cpu_us")
+    ops = result.get("connects") if result.get("mode") == "connect" else result.get("messages")
+    if cpu is None or not ops:
+        return None
+    return cpu / ops
+
+
+def spread(values):
+    """{"median", "min", "max", "n"} of the values that exist, or None if none do."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "n": len(values)}
+
+
+def usable(result):
+    return result.get("status") == "ok"
+
+
+def by_cell(runs):
+    """{(server, scenario): [result per round]} in round order."""
+    cells = {}
+    for r in runs:
+        cells.setdefault((r["server"], r["scenario"]), []).append(r)
+    return cells
+
+
+def ratio_per_round(cells, server, scenario, reference, other_scenario=None):
+    """CPU per op of `server` over that of `reference` (same scenario, or `other_scenario`
+    for the reference when given), paired round by round; the spread of those ratios."""
+    mine = {r["round"]: r for r in cells.get((server, scenario), []) if usable(r)}
+    theirs = {r["round"]: r for r in cells.get((reference, other_scenario or scenario), [])
+              if usable(r)}
+    ratios = []
+    for rnd in sorted(mine.keys() & theirs.keys()):
+        a, b = cpu_per_op(mine[rnd]), cpu_per_op(theirs[rnd])
+        if a is not None and b:
+            ratios.append(a / b)
+    return spread(ratios)
+
+
+def summarise(runs):
+    """One row per (server, scenario): spreads of rate, latency, CPU and the ratio to the
+    raw epoll reference, plus how many rounds failed and why."""
+    cells = by_cell(runs)
+    rows = []
+    for (server, scenario), results in cells.items():
+        ok = [r for r in results if usable(r)]
+        bad = [r for r in results if not usable(r)]
+        rows.append({
+            "server": server,
+            "kind": results[0].get("kind"),
+            "scenario": scenario,
+            "rounds": len(results),
+            "failed_rounds": len(bad),
+            "problem": bad[0].get("problem", "") if bad else "",
+            "errors": sum(r.get("errors", 0) for r in results),
+            "rate": spread(rate(r) for r in ok),
+            "p50_us": spread(r["latency_us"]["p50"] for r in ok if "latency_us" in r),
+            "p90_us": spread(r["latency_us"]["p90"] for r in ok if "latency_us" in r),
+            "p99_us": spread(r["latency_us"]["p99"] for r in ok if "latency_us" in r),
+            "p999_us": spread(r["latency_us"]["p999"] for r in ok if "latency_us" in r),
+            "cpu_us_per_op": spread(cpu_per_op(r) for r in ok),
+            "server_cpu_util": spread(r.get("server_cpu_util") for r in ok),
+            "ratio_to_ref_epoll": ratio_per_round(cells, server, scenario, REFERENCE),
+        })
+    return rows
+
+
+def targets(runs, servers, target_scenarios):
+    """Each target of issue 5 with its measured ratio spread and whether the median meets it."""
+    cells = by_cell(runs)
+    out = []
+    for s in servers:
+        if not s.reference:
+            continue
+        for sc in target_scenarios:
+            got = ratio_per_round(cells, s.name, sc, s.reference)
+            if got is None:
+                continue
+            out.append({"what": f"{s.name} / {s.reference}, ({sc}) CPU per message",
+                        "limit": s.target, "ratio": got, "met": got["median"] <= s.target})
+    idle = ratio_per_round(cells, "ours-epoll", "d", "ours-epoll", other_scenario="b")
+    if idle is not None:
+        out.append({"what": "ours-epoll (d) / ours-epoll (b), CPU per message",
+                    "limit": 1.05, "ratio": idle, "met": idle["median"] <= 1.05})
+    return out
