@@ -66,7 +66,6 @@ Connection::Connection(Key, Reactor& loop, Socket socket, Options options)
   if (options_.read_size == 0) options_.read_size = 64 * 1024;
   if (options_.no_delay) socket_.set_no_delay(true);
   std::error_code ignored;
-  local_ = socket_.local_address(ignored);
   peer_ = socket_.peer_address(ignored);
 }
 

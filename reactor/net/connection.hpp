@@ -129,7 +129,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool open() const noexcept { return state_ != State::closed; }
   std::size_t queued() const noexcept { return output_.size(); }
   Buffer& input() noexcept { return input_; }
-  const Address& local_address() const noexcept { return local_; }
+  /// This end's address, asked of the kernel (getsockname) on each call: a connection does
+  /// not keep a copy (136 bytes) it is rarely asked for. An empty Address once closed, or
+  /// on another failure, which the first form reports in `ec`.
+  Address local_address(std::error_code& ec) const noexcept { return socket_.local_address(ec); }
+  Address local_address() const noexcept {
+    std::error_code ignored;
+    return socket_.local_address(ignored);
+  }
   const Address& peer_address() const noexcept { return peer_; }
   int fd() const noexcept { return socket_.fd(); }
   Reactor& loop() const noexcept { return loop_; }
@@ -160,7 +167,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Options options_;
   Buffer input_;
   Buffer output_;
-  Address local_;
   Address peer_;
   IoWatcher watcher_;
   Timer idle_timer_;

@@ -107,7 +107,7 @@ class StreamServerImpl {
           try {
             session->handler->on_close(*session->connection, CloseReason::local, {});
           } catch (...) {
-            core_.count(core_.fail(session->peer, std::current_exception()));
+            core_.count(core_.fail(session->connection->peer_address(), std::current_exception()));
           }
         }
         core_.budget().release();
@@ -124,8 +124,7 @@ class StreamServerImpl {
   struct Session {
     std::shared_ptr<Connection> connection;
     std::unique_ptr<EventHandler> handler;
-    Address peer;
-    bool failed = false;
+    bool failed = false;  // the peer's address is connection->peer_address(): not kept twice
   };
   struct Client {
     Socket socket;
@@ -257,7 +256,6 @@ class StreamServerImpl {
       return;
     }
     auto session = std::make_shared<Session>();
-    session->peer = peer;
     try {
       Connection::Options o = core_.options().connection;
       if (core_.options().idle_timeout.count() > 0) o.idle_timeout = core_.options().idle_timeout;
@@ -298,7 +296,7 @@ class StreamServerImpl {
       fn();
     } catch (...) {
       s.failed = true;
-      core_.count(core_.fail(s.peer, std::current_exception()));
+      core_.count(core_.fail(s.connection->peer_address(), std::current_exception()));
       s.connection->close();
     }
   }

@@ -618,6 +618,35 @@ TEST_P(StreamTest, PeerHalfCloseThenWeAnswerAndShutDown) {
   });
 }
 
+// ---------------------------------------------------------------------------------------
+// Addresses: the peer's is kept from the start; this end's is asked of the kernel on each
+// call (not stored, to keep a connection small), and is empty with an error once closed.
+
+TEST_P(StreamTest, AddressesOfBothEnds) {
+  for_each_transport([&](Transport t) {
+    Reactor loop(backend());
+    StreamPair pair = make_stream_pair(t);
+    const reactor::Address peer_end = bound_address(pair.peer.get());
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    ASSERT_EQ(::getpeername(pair.peer.get(), reinterpret_cast<sockaddr*>(&ss), &len), 0);
+    std::error_code ec;
+    const reactor::Address our_end =
+        reactor::Address::from_native(reinterpret_cast<sockaddr*>(&ss), len, ec);
+    ASSERT_FALSE(ec) << ec.message();
+    auto c = Connection::make(loop, std::move(pair.ours));
+    c->start();
+    EXPECT_EQ(c->local_address(ec), our_end) << our_end.to_string();
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(c->local_address(), our_end);
+    EXPECT_EQ(c->peer_address(), peer_end);
+    c->abort();
+    EXPECT_TRUE(c->local_address(ec).empty()) << c->local_address(ec).to_string();
+    EXPECT_TRUE(ec) << "local_address() after close reports an error";
+    EXPECT_EQ(c->peer_address(), peer_end) << "kept after close";
+  });
+}
+
 REACTOR_INSTANTIATE_ALL_BACKENDS(StreamTest);
 
 }  // namespace
