@@ -69,13 +69,16 @@ def markdown(data):
                     cells.append("–")
                     continue
                 text = _cell(r["rate"], 0, False)
-                if r["errors"] or r["failed_rounds"]:
-                    text += f" ({r['errors']:,} errors)" if r["errors"] else " (failed)"
+                if r["errors"]:
+                    text += f" ({r['errors']:,} errors)"
+                elif r["failed_rounds"]:
+                    text += " (failed)"
                 cells.append(text)
             add(f"| {model} | " + " | ".join(cells) + " |")
         add("")
-        add("Errors are exchanges that never completed: the sync model serves one client at "
-            "a time, so the others wait until the run ends.")
+        add("Errors are connections whose exchanges never completed in the run: the sync "
+            "model serves one client at a time and the others wait; a forking server on one "
+            "CPU falls behind the clients' connect timeout at a thousand children.")
     if data["memory"]:
         add("")
         add(f"## Resident memory per idle connection ({data['memory'][0]['conns']:,} idle)")

@@ -117,13 +117,15 @@ def draw_all(out, data):
     """Draws every plot that has data; returns the SVG paths, or [] without gnuplot."""
     if shutil.which("gnuplot") is None:
         return []
-    drawn = [
-        _bars(out, "throughput", "Throughput by server and scenario", "messages/s",
-              data, "rate", True),
-        _bars(out, "cpu_per_message", "Server CPU per message by server and scenario",
-              "server CPU µs per message", data, "cpu_us_per_op", False),
-        _latency(out, data),
-    ]
+    drawn = []
+    if any(sc["mode"] != "connect" for sc in data["scenarios"]):
+        drawn.append(_bars(out, "throughput", "Throughput by server and scenario",
+                           "messages/s", data, "rate", True))
+        drawn.append(_bars(out, "cpu_per_message", "Server CPU per message by server and "
+                           "scenario", "server CPU µs per message", data, "cpu_us_per_op",
+                           False))
+    if any(sc["key"] == "b" for sc in data["scenarios"]):
+        drawn.append(_latency(out, data))
     if data["ladder"]:
         drawn.append(_ladder(out, data))
     drawn.append(_memory(out, data))

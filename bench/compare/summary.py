@@ -31,7 +31,9 @@ def spread(values):
 
 
 def usable(result):
-    return result.get("status") == "ok"
+    """A run that produced figures: "ok", or "errors" (some exchanges failed, which the
+    row reports; in the ladder that is how the sync and forking models behave)."""
+    return result.get("status") in ("ok", "errors")
 
 
 def by_cell(runs):
@@ -63,7 +65,7 @@ def summarise(runs):
     rows = []
     for (server, scenario), results in cells.items():
         ok = [r for r in results if usable(r)]
-        bad = [r for r in results if not usable(r)]
+        bad = [r for r in results if r.get("status") != "ok"]
         rows.append({
             "server": server,
             "kind": results[0].get("kind"),
