@@ -135,11 +135,12 @@ TEST_P(PostTest, PostFromAnotherThreadWakesABlockedLoop) {
   Watchdog dog(loop, 20s);
   for (int round = 0; round < 5; ++round) {
     bool ran = false;
+    // Before the thread starts: its 100 ms sleep may begin before the constructor returns.
+    const auto start = SteadyClock::now();
     std::thread poster([&] {
       std::this_thread::sleep_for(100ms);
       loop.post([&] { ran = true; });
     });
-    const auto start = SteadyClock::now();
     run_once_until(
         loop, [&] { return ran; }, 3, 5s);
     const auto took = SteadyClock::now() - start;

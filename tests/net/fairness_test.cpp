@@ -27,6 +27,7 @@
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
 #include "tests/support/net_helpers.hpp"
+#include "tests/support/sanitizers.hpp"
 
 namespace {
 
@@ -486,7 +487,9 @@ void flood_part(const std::string& backend, Transport t) {
       name(t), rtts_ms.size(), p50, p99, worst, static_cast<double>(flood_during) / kMiB,
       period_ms);
   ::testing::Test::RecordProperty(std::string("p99_us_") + name(t), static_cast<int>(p99 * 1000));
-  EXPECT_LT(p99, 50.0) << "the flood starved the ping-pong connections";
+  // 50 ms is the contract (B13); sanitizer builds widen it by kLatencySlack.
+  EXPECT_LT(p99, 50.0 * reactor::test::kLatencySlack)
+      << "the flood starved the ping-pong connections";
   EXPECT_GT(flood_during, 4 * kMiB) << "the flood was not flowing during the ping-pong";
 }
 
