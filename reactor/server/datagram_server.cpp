@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 
+#include <atomic>
 #include <cerrno>
 #include <deque>
 #include <optional>
@@ -200,7 +201,7 @@ class DatagramServerImpl {
   std::vector<std::unique_ptr<Worker>> workers_;
   Address address_;
   bool unix_path_ = false;
-  std::uint64_t started_ = 0;
+  std::atomic<std::uint64_t> started_{0};  // pool loops receive concurrently
   bool one_shot_ = false;
   std::uint64_t one_shot_target_ = 0;
 };

@@ -145,8 +145,11 @@ TEST_P(IdleTimeoutTest, IdleClientsCloseOnTimeWhileABusyClientStaysFast) {
     busy.stop();
 
     EXPECT_EQ(open, 0u) << "idle clients never closed";
+    // Under TSan, 200 handler threads waking and exiting at once are serialised by the
+    // runtime (closes were seen up to 3 s): there only "closed, and not early" is checked.
     const double low = (1 - kTolerance) * double(kIdleTimeout.count());
-    const double high = (1 + kTolerance) * double(kIdleTimeout.count());
+    const double high = reactor::test::kTsan ? 3.0 * double(kIdleTimeout.count())
+                                             : (1 + kTolerance) * double(kIdleTimeout.count());
     std::size_t early = 0, late = 0;
     for (std::size_t i = 0; i < kIdleClients; ++i) {
       if (closed_after[i] < 0) continue;
