@@ -9,6 +9,10 @@
 //   destroys its loop with a watcher still registered;
 // - meanwhile and afterwards the parent's watchers deliver exactly the bytes written to
 //   them (no event lost, none spurious) and its timer keeps firing.
+// A second test forks a child that never calls after_fork() and just destroys the loop it
+// inherited (as a child does that leaves through exit() or an exception with the loop on
+// its stack): that must not take the parent's registrations with it either.
+//
 // No thread exists at fork time (ASan's allocator is not fork-safe with threads); the child
 // reports through its exit status and a line channel, and never returns into GoogleTest.
 #include <gtest/gtest.h>
@@ -215,6 +219,35 @@ TEST_P(ForkLoopTest, ChildRewiresItsCopyParentsWatchersDeliverExactly) {
     EXPECT_TRUE(w.watchers[i]->active()) << "pair " << i;
     EXPECT_EQ(w.child_events[i], 0) << "the parent's memory saw the child's events";
   }
+}
+
+TEST_P(ForkLoopTest, ChildThatDestroysItsLoopWithoutAfterForkLeavesTheParentsAlone) {
+  ASSERT_TRUE(Child::single_threaded()) << "forking needs a single-threaded process";
+  FdLeakCheck leaks;
+  Watched w;
+  std::optional<Reactor> loop;
+  loop.emplace(backend());
+  w.watch(*loop);
+  int ticks = 0;
+  Timer tick = loop->every(10ms, [&] { ++ticks; });
+  ASSERT_TRUE(delivers_exactly(*loop, w, 0)) << "before fork";
+
+  Child child([&]() -> int {
+    w.in_child = true;
+    // No after_fork(): the loop is not used, only destroyed, its watchers and timer still
+    // alive (they become inert).
+    loop.reset();
+    return kChildOk;
+  });
+  EXPECT_EQ(child.wait(20s, [&] { loop->run_once(0ms); }), kChildOk);
+
+  for (int round = 1; round <= 3; ++round) {
+    EXPECT_TRUE(delivers_exactly(*loop, w, round)) << "after the child destroyed its copy";
+  }
+  const int ticks_before = ticks;
+  reactor::test::run_once_until(
+      *loop, [&] { return ticks >= ticks_before + 5; }, 50, 20ms);
+  EXPECT_GE(ticks, ticks_before + 5) << "the timer stopped";
 }
 
 REACTOR_INSTANTIATE_ALL_BACKENDS(ForkLoopTest);
