@@ -61,6 +61,7 @@ void Reactor::init() {
     ::close(s.wake_fd);
     throw std::system_error(ec, "reactor: watching the wake-up fd");
   }
+  s.owner_pid = ::getpid();
   update_time();
 }
 
@@ -68,7 +69,12 @@ Reactor::~Reactor() {
   LoopState& s = *state_;
   *s.self = nullptr;                                           // every handle is inert from here on
   if (s.signal_target >= 0) signals::detach(s.signal_target);  // restores dispositions
-  for (std::size_t fd = 0; fd < s.io.size(); ++fd) {
+  // A forked child that never called after_fork() shares the parent's kernel state (an epoll
+  // set, libuv's): removing its registrations there would remove the parent's. Give it state
+  // of its own first; if even that fails, leave the registrations alone.
+  bool ours = s.owner_pid == ::getpid();
+  if (!ours) ours = !s.backend->after_fork();
+  for (std::size_t fd = 0; ours && fd < s.io.size(); ++fd) {
     if (s.io[fd].active) s.backend->remove(static_cast<int>(fd));
   }
   ::close(s.wake_fd);
@@ -493,6 +499,7 @@ std::error_code Reactor::after_fork() noexcept {
   if (s.signal_target >= 0) signals::retarget(s.signal_target, fresh);
   s.wake_pending.store(false);
   if (s.has_posted.load() || s.stop_requested.load()) wake();
+  s.owner_pid = ::getpid();
   return {};
 }
 

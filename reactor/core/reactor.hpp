@@ -121,6 +121,7 @@ class Reactor {
 
   /// In a child process after fork(): gives this loop kernel state of its own (backend,
   /// wake-up fd) so that using it never disturbs the parent's loop. Watches and timers stay.
+  /// A child that only destroys the loop need not call it: the destructor does.
   std::error_code after_fork() noexcept;
 
   /// The loop's cached time, updated before and after each poll.

@@ -1,6 +1,8 @@
 #pragma once
 /// The Reactor's private state. Internal: only reactor.cpp and handles.cpp include it.
 
+#include <sys/types.h>
+
 #include <array>
 #include <atomic>
 #include <cstdint>
@@ -77,6 +79,10 @@ struct LoopState {
   std::vector<Task> posted;   // guarded by post_mutex
   std::vector<Task> running;  // loop thread only; swapped with `posted`
   std::atomic<bool> has_posted{false};
+
+  // The process whose kernel state (backend, wake-up fd) this is: the creator, or the child
+  // that called after_fork(). A forked child that never did shares the parent's.
+  pid_t owner_pid = 0;
 
   std::atomic<bool> stop_requested{false};
   bool dispatching = false;
