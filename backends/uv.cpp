@@ -7,10 +7,14 @@
  * epoll backend's.
  *
  * Quirks handled here:
- * - libuv abort()s when epoll_ctl fails inside uv_run, which happens if uv_poll_start is
- *   called for an fd that was closed (or closed and reused) behind our back. modify()
- *   therefore checks, before every uv_poll_start, that the fd still names the same file
- *   (fstat: device and inode recorded at add()), and answers EBADF instead.
+ * - libuv abort()s when epoll_ctl fails inside uv_run. uv_poll_start only queues the change
+ *   (as an EPOLL_CTL_ADD: it stops the handle first); the next uv_run makes the call, and it
+ *   fails if the fd was closed (or its number reused by a file epoll refuses) behind our back
+ *   in between. So modify() checks, before every uv_poll_start, that the fd still names the
+ *   same file (fstat: device and inode recorded at add()), and answers EBADF instead; and
+ *   poll() checks again, before uv_run, every fd started since the last one (add(), modify(),
+ *   the restart after an error): one that no longer names its file is stopped there, and so
+ *   dropped silently, as epoll drops a closed fd it already had.
  * - On EPOLLERR libuv stops the handle and reports UV_EBADF, even though the fd is fine and
  *   merely has a pending socket error. We report "hang-up or error" plus the interest (the
  *   contract's level-triggered error report), and start the handle again. Only when the fd
@@ -92,7 +96,12 @@ class UvBackend final : public Backend {
     if (::fstat(fd, &st) != 0) return {errno, std::generic_category()};
     Watch* w = nullptr;
     try {
-      if (static_cast<std::size_t>(fd) >= watches_.size()) watches_.resize(fd + 1, nullptr);
+      if (static_cast<std::size_t>(fd) >= watches_.size()) {
+        watches_.resize(fd + 1, nullptr);
+        queued_.resize(fd + 1, false);
+        // One entry per fd at most, so start() never has to allocate.
+        unflushed_.reserve(watches_.size());
+      }
       w = new Watch{};
     } catch (const std::bad_alloc&) {
       return std::make_error_code(std::errc::not_enough_memory);
@@ -108,7 +117,7 @@ class UvBackend final : public Backend {
     w->inode = st.st_ino;
     watches_[fd] = w;
     if (interest != Interest::none) {
-      if (int rc = uv_poll_start(&w->handle, uv_mask(interest), on_poll); rc != 0) {
+      if (int rc = start(*w, interest); rc != 0) {
         remove(fd);
         return uv_code(rc);
       }
@@ -126,9 +135,7 @@ class UvBackend final : public Backend {
       uv_poll_stop(&w->handle);
     } else {
       if (!same_file(*w)) return std::make_error_code(std::errc::bad_file_descriptor);
-      if (int rc = uv_poll_start(&w->handle, uv_mask(interest), on_poll); rc != 0) {
-        return uv_code(rc);
-      }
+      if (int rc = start(*w, interest); rc != 0) return uv_code(rc);
     }
     w->interest = interest;
     return {};
@@ -143,6 +150,7 @@ class UvBackend final : public Backend {
 
   std::error_code poll(std::vector<Readiness>& out,
                        std::optional<std::chrono::nanoseconds> timeout) noexcept override {
+    drop_closed();
     out_ = &out;
     ++batch_;
     uv_run_mode mode = UV_RUN_ONCE;
@@ -176,6 +184,30 @@ class UvBackend final : public Backend {
     return ::fstat(w.fd, &st) == 0 && st.st_dev == w.device && st.st_ino == w.inode;
   }
 
+  // uv_poll_start, remembering the fd for drop_closed().
+  int start(Watch& w, Interest interest) noexcept {
+    const int rc = uv_poll_start(&w.handle, uv_mask(interest), on_poll);
+    if (rc == 0 && !queued_[w.fd]) {
+      queued_[w.fd] = true;
+      unflushed_.push_back(w.fd);  // within the capacity reserved by add()
+    }
+    return rc;
+  }
+
+  // Stops every handle started since the last uv_run whose fd no longer names the file it
+  // was added with, so that uv_run never passes libuv a closed fd (see the file comment).
+  void drop_closed() noexcept {
+    for (int fd : unflushed_) {
+      queued_[fd] = false;
+      Watch* w = find(fd);
+      if (w != nullptr && w->interest != Interest::none && !same_file(*w)) {
+        uv_poll_stop(&w->handle);
+        w->interest = Interest::none;
+      }
+    }
+    unflushed_.clear();
+  }
+
   static void close(Watch* w) noexcept {
     uv_close(reinterpret_cast<uv_handle_t*>(&w->handle),
              [](uv_handle_t* h) { delete reinterpret_cast<Watch*>(h); });
@@ -194,7 +226,7 @@ class UvBackend final : public Backend {
       } else {
         // A pending socket error, which libuv calls EBADF after stopping the handle.
         bits = IoEvents::kHangupOrError | static_cast<std::uint8_t>(w.interest);
-        if (w.interest != Interest::none) uv_poll_start(&w.handle, uv_mask(w.interest), on_poll);
+        if (w.interest != Interest::none) start(w, w.interest);
       }
     } else {
       if (events & UV_READABLE) bits |= IoEvents::kReadable;
@@ -215,6 +247,8 @@ class UvBackend final : public Backend {
   uv_loop_t loop_{};
   uv_timer_t timer_{};
   std::vector<Watch*> watches_;  // by fd
+  std::vector<int> unflushed_;   // fds started since the last uv_run
+  std::vector<bool> queued_;     // by fd: in unflushed_
   std::vector<Readiness>* out_ = nullptr;
   std::uint64_t batch_ = 0;
 };
