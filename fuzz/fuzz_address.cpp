@@ -3,7 +3,7 @@
 //
 // The first byte picks the entry point; the rest of the input is its argument:
 //   - Address::parse(text, ec) and Address::parse(text) (throwing) on the raw bytes, NULs and
-//     all, and on the bytes repeated up to 16 KiB (past the 4096-byte limit);
+//     all, and on texts up to 16 KiB made of a repeated unit (past the 4096-byte limit);
 //   - Address::unix_socket(path, ec);
 //   - Address::from_native(sockaddr bytes, len) with every family byte and length, and
 //     Address::ipv4 / with_port on fuzzer numbers.
@@ -252,13 +252,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       parse_text(in.rest());
       break;
     case 3: {
-      // Long texts, which libFuzzer's default length limit (4096) would never make: the rest
-      // of the input repeated, up to 16 KiB.
+      // Long texts, which libFuzzer's default length limit (4096) would never make: a unit
+      // repeated (up to 16 KiB in all), then the rest of the input, e.g. a 5,000-byte host
+      // and a port.
       const std::size_t times = in.u16();
-      const std::string_view unit = in.rest();
+      const std::string_view unit = in.bytes(255);
       std::string text;
       for (std::size_t i = 0; i < times && text.size() + unit.size() <= 16 * 1024; ++i)
         text += unit;
+      text += in.rest();
       parse_text(text);
       break;
     }
