@@ -19,6 +19,10 @@
  *   merely has a pending socket error. We report "hang-up or error" plus the interest (the
  *   contract's level-triggered error report), and start the handle again. Only when the fd
  *   really is closed (fcntl says EBADF) is it reported invalid.
+ * - libuv adds the interest to a hang-up only when the hang-up comes alone. A hung-up socket
+ *   that is readable (its EOF) but has no send room is therefore reported readable, not
+ *   writable, to a read-write watcher (epoll and poll report both); its read finds the EOF.
+ *   Telling this apart from a mere half close (UV_DISCONNECT) would cost a poll(2) per event.
  * - uv_poll_init puts the fd in non-blocking mode (a libuv side effect; our sockets are
  *   non-blocking anyway).
  * - A uv_poll_t may be freed only after its close callback, which runs inside a later
