@@ -154,7 +154,7 @@ write("fuzz_address", "numbers", b"7" + struct.pack("<IH", 0x7F000001, 8080))
 # fuzz_api_sequence: each operation is a kind byte (index % 16 into the weighted table of
 # decode()), a byte x, and for some kinds one more byte.
 KIND = {"watch": 0, "modify": 2, "unwatch": 3, "close": 4, "close_behind": 5, "dup2": 6,
-        "write": 7, "pause": 9, "resume": 10, "timer": 11, "cancel": 12, "post": 13,
+        "write": 7, "shutdown": 8, "pause": 9, "resume": 10, "timer": 11, "cancel": 12, "post": 13,
         "run_once": 14}
 NONE, READ, WRITE, BOTH = range(4)
 CHUNKS = [0, 1, 100, 4096, 65536]
@@ -176,6 +176,8 @@ def op(kind, slot=0, interest=READ, chunk_size=4096, n=1, other=0, timeout=0, de
         return k + bytes([x_for(lambda x: x % 6 == slot and (x >> 4) % 6 == other)])
     if kind == "write":
         return k + bytes([slot, WRITES.index(n)])
+    if kind == "shutdown":  # other: 0 SHUT_RD, 1 SHUT_WR, 2 SHUT_RDWR
+        return k + bytes([x_for(lambda x: x % 6 == slot and (x >> 4) % 3 == other)])
     if kind == "timer":
         return k + bytes([slot, delay // 100])
     if kind == "run_once":
@@ -216,3 +218,12 @@ write("fuzz_api_sequence", "t1-timers-and-posts", sequence(
     op("timer", 0, delay=0), op("timer", 1, delay=500), op("cancel", 1), op("post", 7),
     op("run_once"), op("timer", 2, delay=1000), op("post", 8), op("run_once", timeout=200),
     op("timer", 2, delay=100), op("run_once")))
+write("fuzz_api_sequence", "b5-half-close", sequence(
+    op("watch", 0, BOTH, chunk_size=100), op("watch", 1, READ, chunk_size=4096),
+    op("write", 0, n=1000), op("shutdown", 0, other=1), op("run_once"), op("run_once"),
+    op("write", 0, n=7), op("write", 1, n=100), op("run_once"), op("shutdown", 1, other=2),
+    op("run_once")))
+write("fuzz_api_sequence", "hang-up-with-full-send-buffer", sequence(
+    op("watch", 2, WRITE), op("write", 2, n=200000), op("shutdown", 2, other=2),
+    op("run_once"), op("watch", 3, BOTH), op("run_once"), op("modify", 2, BOTH),
+    op("run_once")))
