@@ -19,6 +19,12 @@
  *   merely has a pending socket error. We report "hang-up or error" plus the interest (the
  *   contract's level-triggered error report), and start the handle again. Only when the fd
  *   really is closed (fcntl says EBADF) is it reported invalid.
+ * - epoll keys its entries by file and number. When a watched fd is closed behind our back
+ *   while a dup keeps the file open, the entry stays, and no epoll_ctl by number reaches it:
+ *   its events would reach whatever watch later takes the number (or, with none, make libuv
+ *   wake and disarm in vain). So remove() and modify(none) check the file (fstat); when it
+ *   moved, the next poll() first rebuilds libuv's epoll set with uv_loop_fork(), which
+ *   re-adds the live watches to a fresh instance. Correct use never pays for that.
  * - libuv adds the interest to a hang-up only when the hang-up comes alone. A hung-up socket
  *   that is readable (its EOF) but has no send room is therefore reported readable, not
  *   writable, to a read-write watcher (epoll and poll report both); its read finds the EOF.
@@ -66,6 +72,7 @@ struct Watch {
   int fd;
   std::uint64_t token;
   Interest interest = Interest::none;
+  bool started = false;  // ever handed to uv_poll_start: may be in the kernel's set
   dev_t device;
   ino_t inode;
   std::uint64_t batch = 0;    // the poll() that last reported this fd
@@ -136,6 +143,7 @@ class UvBackend final : public Backend {
     w->token = token;
     if (interest == w->interest) return {};
     if (interest == Interest::none) {
+      forget(*w);
       uv_poll_stop(&w->handle);
     } else {
       if (!same_file(*w)) return std::make_error_code(std::errc::bad_file_descriptor);
@@ -147,6 +155,7 @@ class UvBackend final : public Backend {
 
   void remove(int fd) noexcept override {
     if (Watch* w = find(fd)) {
+      forget(*w);
       watches_[fd] = nullptr;
       close(w);
     }
@@ -155,6 +164,9 @@ class UvBackend final : public Backend {
   std::error_code poll(std::vector<Readiness>& out,
                        std::optional<std::chrono::nanoseconds> timeout) noexcept override {
     drop_closed();
+    if (rebuild_) {
+      if (auto ec = rebuild()) return ec;
+    }
     out_ = &out;
     ++batch_;
     uv_run_mode mode = UV_RUN_ONCE;
@@ -173,10 +185,7 @@ class UvBackend final : public Backend {
     return {};
   }
 
-  std::error_code after_fork() noexcept override {
-    if (int rc = uv_loop_fork(&loop_); rc != 0) return uv_code(rc);
-    return {};
-  }
+  std::error_code after_fork() noexcept override { return rebuild(); }
 
  private:
   Watch* find(int fd) const noexcept {
@@ -191,6 +200,7 @@ class UvBackend final : public Backend {
   // uv_poll_start, remembering the fd for drop_closed().
   int start(Watch& w, Interest interest) noexcept {
     const int rc = uv_poll_start(&w.handle, uv_mask(interest), on_poll);
+    w.started = w.started || rc == 0;
     if (rc == 0 && !queued_[w.fd]) {
       queued_[w.fd] = true;
       unflushed_.push_back(w.fd);  // within the capacity reserved by add()
@@ -203,13 +213,33 @@ class UvBackend final : public Backend {
   void drop_closed() noexcept {
     for (int fd : unflushed_) {
       queued_[fd] = false;
-      Watch* w = find(fd);
-      if (w != nullptr && w->interest != Interest::none && !same_file(*w)) {
-        uv_poll_stop(&w->handle);
-        w->interest = Interest::none;
-      }
+      if (Watch* w = find(fd)) stop_if_moved(*w);
     }
     unflushed_.clear();
+  }
+
+  void stop_if_moved(Watch& w) noexcept {
+    if (w.interest != Interest::none && !same_file(w)) {
+      uv_poll_stop(&w.handle);
+      w.interest = Interest::none;
+    }
+  }
+
+  // Before a watch stops: if its fd no longer names its file, the kernel may still hold an
+  // entry for (that file, this number), which no epoll_ctl by number can reach. Rebuild.
+  void forget(const Watch& w) noexcept {
+    if (w.started && !same_file(w)) rebuild_ = true;
+  }
+
+  // A fresh epoll set holding exactly the live watches (uv_loop_fork re-adds them all, so a
+  // moved fd among them is stopped first, or libuv would abort on it).
+  std::error_code rebuild() noexcept {
+    rebuild_ = false;
+    for (Watch* w : watches_) {
+      if (w != nullptr) stop_if_moved(*w);
+    }
+    if (int rc = uv_loop_fork(&loop_); rc != 0) return uv_code(rc);
+    return {};
   }
 
   static void close(Watch* w) noexcept {
@@ -253,6 +283,7 @@ class UvBackend final : public Backend {
   std::vector<Watch*> watches_;  // by fd
   std::vector<int> unflushed_;   // fds started since the last uv_run
   std::vector<bool> queued_;     // by fd: in unflushed_
+  bool rebuild_ = false;         // stale kernel entries possible: see forget()
   std::vector<Readiness>* out_ = nullptr;
   std::uint64_t batch_ = 0;
 };
