@@ -13,6 +13,9 @@
  *   therefore carries a sequence number in epoll_data beside the fd; an event whose sequence
  *   does not match the current registration is junk, and the set is rebuilt from scratch
  *   (a new epoll instance) the first time junk is seen. Correct use never pays for it.
+ *   Such a stale entry can also make EPOLL_CTL_ADD fail with EEXIST, when the number names
+ *   that same file again (a dup2 back) before any junk was seen: the entry is then taken
+ *   over with EPOLL_CTL_MOD, since we know the number is not registered.
  * - After fork the instance is shared with the parent: after_fork() builds a new one
  *   without a single epoll_ctl on the old, so the parent's set is untouched.
  * - Timeouts are whole milliseconds, rounded up so that a wait never ends early.
@@ -71,7 +74,7 @@ class EpollBackend final : public Backend {
     // Always ADD once, even for Interest::none: that is how the kernel tells us the fd is
     // open (EBADF) and pollable (EPERM).
     reg.sequence = next_sequence_++;
-    if (auto ec = ctl(EPOLL_CTL_ADD, fd, epoll_mask(interest), reg.sequence)) return ec;
+    if (auto ec = put_in(fd, epoll_mask(interest), reg.sequence)) return ec;
     reg.in_kernel = true;
     reg.registered = true;
     reg.token = token;
@@ -92,7 +95,7 @@ class EpollBackend final : public Backend {
       ec = ctl(EPOLL_CTL_MOD, fd, epoll_mask(interest), reg.sequence);
     } else {
       reg.sequence = next_sequence_++;
-      ec = ctl(EPOLL_CTL_ADD, fd, epoll_mask(interest), reg.sequence);
+      ec = put_in(fd, epoll_mask(interest), reg.sequence);
       if (!ec) reg.in_kernel = true;
     }
     // ENOENT: the number was closed and reused behind our back. Say so plainly.
@@ -168,6 +171,15 @@ class EpollBackend final : public Backend {
     e.data.u64 = (std::uint64_t{sequence} << 32) | static_cast<std::uint32_t>(fd);
     if (::epoll_ctl(epfd_, op, fd, &e) != 0) return errno_code();
     return {};
+  }
+
+  // EPOLL_CTL_ADD for an fd we do not have in the set. EEXIST means the kernel still holds
+  // an entry of an earlier registration of this number and file (closed behind our back
+  // while a dup kept the file open, then dup2'd back): take it over.
+  std::error_code put_in(int fd, std::uint32_t mask, std::uint32_t sequence) noexcept {
+    std::error_code ec = ctl(EPOLL_CTL_ADD, fd, mask, sequence);
+    if (ec == std::errc::file_exists) ec = ctl(EPOLL_CTL_MOD, fd, mask, sequence);
+    return ec;
   }
 
   std::error_code take_out(int fd, Reg& reg) noexcept {

@@ -11,8 +11,11 @@
  * any nfds up to RLIMIT_NOFILE. So fds above 1024 work, only more slowly.
  *
  * Quirks handled here:
- * - select cannot report hang-up; an error or EOF shows as readable and writable, which is
- *   all the contract requires (the hangup_or_error hint stays clear).
+ * - select cannot report hang-up (the hangup_or_error hint stays clear). An error shows as
+ *   readable and writable; a hang-up shows only as the EOF it also is (readable) and as
+ *   writable only while there is send room. So a write-only watcher of a hung-up socket whose
+ *   sent bytes still fill the peer's queue is not woken until they are read or dropped, where
+ *   poll and epoll report it writable at once.
  * - One closed fd in the sets fails the whole call with EBADF. The registered fds are then
  *   probed with fcntl(F_GETFD) and each closed one is reported once as invalid; the caller
  *   removes it, and the next wait is clean.

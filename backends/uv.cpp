@@ -7,14 +7,28 @@
  * epoll backend's.
  *
  * Quirks handled here:
- * - libuv abort()s when epoll_ctl fails inside uv_run, which happens if uv_poll_start is
- *   called for an fd that was closed (or closed and reused) behind our back. modify()
- *   therefore checks, before every uv_poll_start, that the fd still names the same file
- *   (fstat: device and inode recorded at add()), and answers EBADF instead.
+ * - libuv abort()s when epoll_ctl fails inside uv_run. uv_poll_start only queues the change
+ *   (as an EPOLL_CTL_ADD: it stops the handle first); the next uv_run makes the call, and it
+ *   fails if the fd was closed (or its number reused by a file epoll refuses) behind our back
+ *   in between. So modify() checks, before every uv_poll_start, that the fd still names the
+ *   same file (fstat: device and inode recorded at add()), and answers EBADF instead; and
+ *   poll() checks again, before uv_run, every fd started since the last one (add(), modify(),
+ *   the restart after an error): one that no longer names its file is stopped there, and so
+ *   dropped silently, as epoll drops a closed fd it already had.
  * - On EPOLLERR libuv stops the handle and reports UV_EBADF, even though the fd is fine and
  *   merely has a pending socket error. We report "hang-up or error" plus the interest (the
  *   contract's level-triggered error report), and start the handle again. Only when the fd
  *   really is closed (fcntl says EBADF) is it reported invalid.
+ * - epoll keys its entries by file and number. When a watched fd is closed behind our back
+ *   while a dup keeps the file open, the entry stays, and no epoll_ctl by number reaches it:
+ *   its events would reach whatever watch later takes the number (or, with none, make libuv
+ *   wake and disarm in vain). So remove() and modify(none) check the file (fstat); when it
+ *   moved, the next poll() first rebuilds libuv's epoll set with uv_loop_fork(), which
+ *   re-adds the live watches to a fresh instance. Correct use never pays for that.
+ * - libuv adds the interest to a hang-up only when the hang-up comes alone. A hung-up socket
+ *   that is readable (its EOF) but has no send room is therefore reported readable, not
+ *   writable, to a read-write watcher (epoll and poll report both); its read finds the EOF.
+ *   Telling this apart from a mere half close (UV_DISCONNECT) would cost a poll(2) per event.
  * - uv_poll_init puts the fd in non-blocking mode (a libuv side effect; our sockets are
  *   non-blocking anyway).
  * - A uv_poll_t may be freed only after its close callback, which runs inside a later
@@ -58,6 +72,7 @@ struct Watch {
   int fd;
   std::uint64_t token;
   Interest interest = Interest::none;
+  bool started = false;  // ever handed to uv_poll_start: may be in the kernel's set
   dev_t device;
   ino_t inode;
   std::uint64_t batch = 0;    // the poll() that last reported this fd
@@ -92,7 +107,12 @@ class UvBackend final : public Backend {
     if (::fstat(fd, &st) != 0) return {errno, std::generic_category()};
     Watch* w = nullptr;
     try {
-      if (static_cast<std::size_t>(fd) >= watches_.size()) watches_.resize(fd + 1, nullptr);
+      if (static_cast<std::size_t>(fd) >= watches_.size()) {
+        watches_.resize(fd + 1, nullptr);
+        queued_.resize(fd + 1, false);
+        // One entry per fd at most, so start() never has to allocate.
+        unflushed_.reserve(watches_.size());
+      }
       w = new Watch{};
     } catch (const std::bad_alloc&) {
       return std::make_error_code(std::errc::not_enough_memory);
@@ -108,7 +128,7 @@ class UvBackend final : public Backend {
     w->inode = st.st_ino;
     watches_[fd] = w;
     if (interest != Interest::none) {
-      if (int rc = uv_poll_start(&w->handle, uv_mask(interest), on_poll); rc != 0) {
+      if (int rc = start(*w, interest); rc != 0) {
         remove(fd);
         return uv_code(rc);
       }
@@ -123,12 +143,11 @@ class UvBackend final : public Backend {
     w->token = token;
     if (interest == w->interest) return {};
     if (interest == Interest::none) {
+      forget(*w);
       uv_poll_stop(&w->handle);
     } else {
       if (!same_file(*w)) return std::make_error_code(std::errc::bad_file_descriptor);
-      if (int rc = uv_poll_start(&w->handle, uv_mask(interest), on_poll); rc != 0) {
-        return uv_code(rc);
-      }
+      if (int rc = start(*w, interest); rc != 0) return uv_code(rc);
     }
     w->interest = interest;
     return {};
@@ -136,6 +155,7 @@ class UvBackend final : public Backend {
 
   void remove(int fd) noexcept override {
     if (Watch* w = find(fd)) {
+      forget(*w);
       watches_[fd] = nullptr;
       close(w);
     }
@@ -143,6 +163,10 @@ class UvBackend final : public Backend {
 
   std::error_code poll(std::vector<Readiness>& out,
                        std::optional<std::chrono::nanoseconds> timeout) noexcept override {
+    drop_closed();
+    if (rebuild_) {
+      if (auto ec = rebuild()) return ec;
+    }
     out_ = &out;
     ++batch_;
     uv_run_mode mode = UV_RUN_ONCE;
@@ -161,10 +185,7 @@ class UvBackend final : public Backend {
     return {};
   }
 
-  std::error_code after_fork() noexcept override {
-    if (int rc = uv_loop_fork(&loop_); rc != 0) return uv_code(rc);
-    return {};
-  }
+  std::error_code after_fork() noexcept override { return rebuild(); }
 
  private:
   Watch* find(int fd) const noexcept {
@@ -174,6 +195,51 @@ class UvBackend final : public Backend {
   static bool same_file(const Watch& w) noexcept {
     struct stat st {};
     return ::fstat(w.fd, &st) == 0 && st.st_dev == w.device && st.st_ino == w.inode;
+  }
+
+  // uv_poll_start, remembering the fd for drop_closed().
+  int start(Watch& w, Interest interest) noexcept {
+    const int rc = uv_poll_start(&w.handle, uv_mask(interest), on_poll);
+    w.started = w.started || rc == 0;
+    if (rc == 0 && !queued_[w.fd]) {
+      queued_[w.fd] = true;
+      unflushed_.push_back(w.fd);  // within the capacity reserved by add()
+    }
+    return rc;
+  }
+
+  // Stops every handle started since the last uv_run whose fd no longer names the file it
+  // was added with, so that uv_run never passes libuv a closed fd (see the file comment).
+  void drop_closed() noexcept {
+    for (int fd : unflushed_) {
+      queued_[fd] = false;
+      if (Watch* w = find(fd)) stop_if_moved(*w);
+    }
+    unflushed_.clear();
+  }
+
+  void stop_if_moved(Watch& w) noexcept {
+    if (w.interest != Interest::none && !same_file(w)) {
+      uv_poll_stop(&w.handle);
+      w.interest = Interest::none;
+    }
+  }
+
+  // Before a watch stops: if its fd no longer names its file, the kernel may still hold an
+  // entry for (that file, this number), which no epoll_ctl by number can reach. Rebuild.
+  void forget(const Watch& w) noexcept {
+    if (w.started && !same_file(w)) rebuild_ = true;
+  }
+
+  // A fresh epoll set holding exactly the live watches (uv_loop_fork re-adds them all, so a
+  // moved fd among them is stopped first, or libuv would abort on it).
+  std::error_code rebuild() noexcept {
+    rebuild_ = false;
+    for (Watch* w : watches_) {
+      if (w != nullptr) stop_if_moved(*w);
+    }
+    if (int rc = uv_loop_fork(&loop_); rc != 0) return uv_code(rc);
+    return {};
   }
 
   static void close(Watch* w) noexcept {
@@ -194,7 +260,7 @@ class UvBackend final : public Backend {
       } else {
         // A pending socket error, which libuv calls EBADF after stopping the handle.
         bits = IoEvents::kHangupOrError | static_cast<std::uint8_t>(w.interest);
-        if (w.interest != Interest::none) uv_poll_start(&w.handle, uv_mask(w.interest), on_poll);
+        if (w.interest != Interest::none) start(w, w.interest);
       }
     } else {
       if (events & UV_READABLE) bits |= IoEvents::kReadable;
@@ -215,6 +281,9 @@ class UvBackend final : public Backend {
   uv_loop_t loop_{};
   uv_timer_t timer_{};
   std::vector<Watch*> watches_;  // by fd
+  std::vector<int> unflushed_;   // fds started since the last uv_run
+  std::vector<bool> queued_;     // by fd: in unflushed_
+  bool rebuild_ = false;         // stale kernel entries possible: see forget()
   std::vector<Readiness>* out_ = nullptr;
   std::uint64_t batch_ = 0;
 };

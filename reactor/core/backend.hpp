@@ -11,7 +11,9 @@
 ///   not even hang-up or error (otherwise a paused reader on a dead socket would spin).
 /// - Error and hang-up conditions are reported as readable and/or writable, for whatever the
 ///   interest asks, plus the hangup_or_error hint; the caller's read/write then finds out.
-///   The hint is best effort: select cannot see hang-ups.
+///   The hint is best effort: select cannot see hang-ups. A hang-up with no send room is
+///   owed only as readable to a watcher that reads (select and uv report no more); select
+///   does not wake a write-only watcher for it until there is room.
 /// - An fd closed behind the backend's back is reported at most once, flagged invalid, where
 ///   the mechanism can see it (select: EBADF, poll: POLLNVAL); epoll and libuv drop such an
 ///   fd silently. The caller is expected to remove() it.

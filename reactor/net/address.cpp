@@ -262,9 +262,10 @@ Address Address::with_port(std::uint16_t port) const noexcept {
   return a;
 }
 
-// Every form parse() accepts comes back out as itself, with two exceptions that parse()
-// rejects: an unnamed Unix socket prints as "unix:", and an abstract name received from the
-// kernel may be 107 bytes long or contain NUL bytes, which are printed as they are.
+// Every form parse() accepts comes back out as itself. The Unix addresses the kernel allows
+// beyond parse()'s grammar (listed on to_string() in the header) print as they are: parse()
+// refuses "unix:" alone, "unix:@" alone, a 108-byte path, and abstract names of 107 bytes or
+// with NUL bytes, and reads a path beginning with '@' as an abstract name.
 std::string Address::to_string() const {
   switch (family_) {
     case Family::none:

@@ -58,7 +58,14 @@ class Address {
   const sockaddr* native() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
   socklen_t native_size() const noexcept { return size_; }
 
-  /// The text form, which parse() reads back to an equal address.
+  /// The text form, which parse() reads back to an equal address, for every address parse(),
+  /// ipv4(), ipv6_loopback() and unix_socket() make. Only from_native() can make the Unix
+  /// addresses that have no such text, because the kernel allows more than parse() does:
+  /// an unnamed socket ("unix:"), a path of all 108 bytes with no terminator, an empty
+  /// abstract name ("unix:@"), and abstract names of 107 bytes or holding NUL bytes (printed
+  /// as they are) are refused by parse() with EINVAL. A path that begins with '@' (a relative
+  /// file name) prints as it is, and that text parses as the abstract name after the '@' (or,
+  /// for "@" alone, is refused): the grammar has no spelling for such a path.
   std::string to_string() const;
 
   friend bool operator==(const Address& a, const Address& b) noexcept;
