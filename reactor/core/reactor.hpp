@@ -19,7 +19,8 @@
 /// - Level-triggered: an fd that stays ready is reported every iteration.
 /// - After a watcher is stopped no event for it is delivered, even later in the same batch
 ///   and even when the fd number is reused at once (a generation per fd slot).
-/// - A callback may destroy anything, itself and its own handle included.
+/// - A callback may destroy anything, itself and its own handle included, except the
+///   Reactor running it (undefined behaviour; the debug checks abort).
 /// - Steady state allocates nothing per event.
 /// - Thread rule: a loop belongs to the thread running it. While a thread is inside run() or
 ///   run_once() (its callbacks included), only that thread may use the loop, the handles it
@@ -28,7 +29,9 @@
 ///   time: build it on one thread, run it on a second, destroy it on a third, handing it
 ///   over with a join, a mutex or the like. The exceptions, callable from any thread at any
 ///   time: post(), stop() and backend_name() here, and what the net headers name
-///   (Connection::send_from_any_thread(), ...). after_fork() is for the child's one thread.
+///   (Connection::send_from_any_thread(), ...). A stopped, cancelled or empty handle
+///   touches no loop state, so destroying it is safe on any thread. after_fork() is for the
+///   child's one thread.
 ///   With the debug checks on (reactor/core/debug.hpp) a call that breaks the rule while
 ///   another thread runs the loop aborts, and so does run()/run_once() entered while another
 ///   thread is inside them. Two threads using an idle loop without handing it over cannot be
