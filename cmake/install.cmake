@@ -67,6 +67,12 @@ foreach(dir LIBDIR INCLUDEDIR)
   endif()
 endforeach()
 set(REACTOR_PC_PREFIX "@CMAKE_INSTALL_PREFIX@")  # kept for the install-time pass
+# What the exported target says through INTERFACE_COMPILE_DEFINITIONS, for pkg-config users.
+if(REACTOR_DEBUG_CHECKS)
+  set(REACTOR_PC_CFLAGS " -DREACTOR_DEBUG_CHECKS=1")
+else()
+  set(REACTOR_PC_CFLAGS "")
+endif()
 configure_file(${CMAKE_CURRENT_LIST_DIR}/reactor.pc.in ${PROJECT_BINARY_DIR}/reactor.pc.in @ONLY)
 install(CODE "
   configure_file(\"${PROJECT_BINARY_DIR}/reactor.pc.in\" \"${PROJECT_BINARY_DIR}/pc/reactor.pc\" @ONLY)

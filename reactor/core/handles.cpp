@@ -1,6 +1,12 @@
 // The handles forward to their Reactor while it lives; each is inert after it is gone.
+//
+// stop() and cancel() detach the handle from its loop before anything else: the call may
+// destroy the handle (its handler owned it), a stopped handle touches no loop state again
+// (so it may be destroyed anywhere), and the debug checks can tell a stopped handle (no
+// loop, an fd) from an empty one (no loop, no fd).
 #include <utility>
 
+#include "reactor/core/debug.hpp"
 #include "reactor/core/io_watcher.hpp"
 #include "reactor/core/reactor.hpp"
 #include "reactor/core/signal_watcher.hpp"
@@ -29,24 +35,36 @@ IoWatcher::~IoWatcher() { stop(); }
 
 bool IoWatcher::active() const noexcept {
   Reactor* r = loop();
-  return r != nullptr && r->watching(fd_, generation_);
+  if (r == nullptr) return false;
+  REACTOR_CHECK_LOOP_THREAD(*r, "IoWatcher::active()");
+  return r->watching(fd_, generation_);
 }
 
 Interest IoWatcher::interest() const noexcept {
   Reactor* r = loop();
-  return r != nullptr ? r->interest_of(fd_, generation_) : Interest::none;
+  if (r == nullptr) return Interest::none;
+  REACTOR_CHECK_LOOP_THREAD(*r, "IoWatcher::interest()");
+  return r->interest_of(fd_, generation_);
 }
 
 std::error_code IoWatcher::set_interest(Interest interest) noexcept {
+  // A watcher whose Reactor is gone is inert, not misused: EBADF either way.
+  REACTOR_CHECK(loop_ || fd_ >= 0, "IoWatcher::set_interest()",
+                "the watcher is empty (default-constructed or moved from)");
+  REACTOR_CHECK(loop_, "IoWatcher::set_interest()", "the watcher was stopped");
   Reactor* r = loop();
   if (r == nullptr) return std::make_error_code(std::errc::bad_file_descriptor);
+  REACTOR_CHECK_LOOP_THREAD(*r, "IoWatcher::set_interest()");
   return r->set_interest(fd_, generation_, interest);
 }
 
 void IoWatcher::stop() noexcept {
+  const detail::LoopRef loop = std::move(loop_);
+  if (!loop || *loop == nullptr) return;
+  REACTOR_CHECK_LOOP_THREAD(**loop, "IoWatcher::stop()");
   // unwatch() destroys the handler last, after the slot is updated; if that handler owned
   // this watcher, nothing here is touched after the call.
-  if (Reactor* r = loop()) r->unwatch(fd_, generation_);
+  (*loop)->unwatch(fd_, generation_);
 }
 
 // Timer
@@ -70,11 +88,16 @@ Timer::~Timer() { cancel(); }
 
 bool Timer::active() const noexcept {
   Reactor* r = loop();
-  return r != nullptr && r->timer_active(index_, generation_);
+  if (r == nullptr) return false;
+  REACTOR_CHECK_LOOP_THREAD(*r, "Timer::active()");
+  return r->timer_active(index_, generation_);
 }
 
 void Timer::cancel() noexcept {
-  if (Reactor* r = loop()) r->cancel_timer(index_, generation_);
+  const detail::LoopRef loop = std::move(loop_);
+  if (!loop || *loop == nullptr) return;
+  REACTOR_CHECK_LOOP_THREAD(**loop, "Timer::cancel()");
+  (*loop)->cancel_timer(index_, generation_);  // may destroy this timer (its handler owned it)
 }
 
 // SignalWatcher
@@ -100,11 +123,16 @@ SignalWatcher::~SignalWatcher() { stop(); }
 
 bool SignalWatcher::active() const noexcept {
   Reactor* r = loop();
-  return r != nullptr && r->signal_active(index_, generation_);
+  if (r == nullptr) return false;
+  REACTOR_CHECK_LOOP_THREAD(*r, "SignalWatcher::active()");
+  return r->signal_active(index_, generation_);
 }
 
 void SignalWatcher::stop() noexcept {
-  if (Reactor* r = loop()) r->stop_signal(index_, generation_);
+  const detail::LoopRef loop = std::move(loop_);
+  if (!loop || *loop == nullptr) return;
+  REACTOR_CHECK_LOOP_THREAD(**loop, "SignalWatcher::stop()");
+  (*loop)->stop_signal(index_, generation_);  // may destroy this watcher, as above
 }
 
 }  // namespace reactor

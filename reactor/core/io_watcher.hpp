@@ -11,8 +11,12 @@ namespace reactor {
 /// or stop()ping it unwatches the fd at once; no callback for that registration runs after
 /// that, even later in the same batch and even if the fd number is reused immediately.
 /// It may be destroyed inside its own callback. It does not own the fd: close the fd after
-/// stopping the watcher. Thread rule: loop thread only. After its Reactor is destroyed it is
-/// inert (active() false, set_interest() returns EBADF).
+/// stopping the watcher. After its Reactor is destroyed it is inert (active() false,
+/// set_interest() returns EBADF).
+///
+/// Thread rule: the loop's (reactor/core/reactor.hpp). Once stopped (or empty) a watcher
+/// touches no loop state, so destroying, moving and stop()ping it again is safe on any
+/// thread; fd() reads only the handle. Everything else is checked by the debug checks.
 class IoWatcher {
  public:
   IoWatcher() noexcept = default;
@@ -30,9 +34,12 @@ class IoWatcher {
   /// The current interest (Interest::none when not active).
   Interest interest() const noexcept;
   /// Changes what the fd is watched for; takes effect at the next poll. Interest::none keeps
-  /// the registration but delivers nothing. EBADF when not active or the fd was closed.
+  /// the registration but delivers nothing. EBADF when not active: the loop found the fd
+  /// closed behind its back, the Reactor is gone, or (a programming error) the watcher was
+  /// stop()ped or is empty (default-constructed, moved from). With the debug checks on, those
+  /// last two abort instead of returning EBADF.
   std::error_code set_interest(Interest interest) noexcept;
-  /// Unwatches now. Idempotent.
+  /// Unwatches now and lets go of the loop. Idempotent.
   void stop() noexcept;
 
  private:

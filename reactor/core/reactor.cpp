@@ -5,9 +5,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <new>
+#include <sstream>
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "reactor/core/detail/call_from_stack.hpp"
@@ -37,7 +41,68 @@ std::int64_t deadline_after(std::int64_t now, std::chrono::nanoseconds delay) no
 
 std::error_code errno_code(int e = errno) noexcept { return {e, std::generic_category()}; }
 
+std::string thread_text(std::thread::id id) {
+  if (id == std::thread::id()) return "none";
+  std::ostringstream out;
+  out << id;
+  return out.str();
+}
+
+// One write(2), so that the line is not interleaved with other threads' output.
+[[noreturn]] void fail_with(const std::string& line) noexcept {
+  [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, line.data(), line.size());
+  std::abort();
+}
+
 }  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Debug checks (reactor/core/debug.hpp). Only the failure paths live here.
+
+void detail::check_failed(const char* file, int line, const char* api, const char* what) noexcept {
+  try {
+    fail_with("reactor: debug check failed at " + std::string(file) + ":" + std::to_string(line) +
+              ": " + api + ": " + what + "\n");
+  } catch (...) {
+    std::abort();  // no memory for the message
+  }
+}
+
+void detail::LoopCheck::wrong_thread(const Reactor& loop, const char* api, const char* file,
+                                     int line) noexcept {
+  try {
+    const std::thread::id owner = loop.owner_.load();
+    std::string what = "called on thread " + thread_text(std::this_thread::get_id()) +
+                       " while thread " + thread_text(owner) + " runs the loop (" +
+                       std::string(loop.backend_name()) + " loop at ";
+    char address[32];
+    std::snprintf(address, sizeof address, "%p", static_cast<const void*>(&loop));
+    what += address;
+    what += "); see the thread rule in reactor/core/reactor.hpp";
+    check_failed(file, line, api, what.c_str());
+  } catch (...) {
+    std::abort();
+  }
+}
+
+Reactor::Ownership::Ownership([[maybe_unused]] Reactor& loop,
+                              [[maybe_unused]] const char* api) noexcept {
+  if constexpr (kDebugChecks) {
+    const std::thread::id self = std::this_thread::get_id();
+    std::thread::id owner{};
+    if (loop.owner_.compare_exchange_strong(owner, self, std::memory_order_acquire)) {
+      claimed_ = &loop;
+    } else if (owner != self) {  // self: run() calling run_once(), or re-entry (a logic_error)
+      detail::LoopCheck::wrong_thread(loop, api, __FILE__, __LINE__);
+    }
+  }
+}
+
+Reactor::Ownership::~Ownership() {
+  if constexpr (kDebugChecks) {
+    if (claimed_ != nullptr) claimed_->owner_.store(std::thread::id(), std::memory_order_release);
+  }
+}
 
 Reactor::Reactor() : Reactor(make_backend(default_backend_name())) {}
 
@@ -66,6 +131,13 @@ void Reactor::init() {
 }
 
 Reactor::~Reactor() {
+  if constexpr (kDebugChecks) {
+    if (owner_.load() == std::this_thread::get_id()) {
+      detail::check_failed(__FILE__, __LINE__, "Reactor::~Reactor()",
+                           "the loop is destroyed from inside one of its own callbacks");
+    }
+  }
+  REACTOR_CHECK_LOOP_THREAD(*this, "Reactor::~Reactor()");
   LoopState& s = *state_;
   *s.self = nullptr;                                           // every handle is inert from here on
   if (s.signal_target >= 0) signals::detach(s.signal_target);  // restores dispositions
@@ -96,6 +168,7 @@ IoWatcher Reactor::watch(int fd, Interest interest, IoHandler handler) {
 
 IoWatcher Reactor::watch(int fd, Interest interest, IoHandler handler,
                          std::error_code& ec) noexcept {
+  REACTOR_CHECK_LOOP_THREAD(*this, "Reactor::watch()");
   LoopState& s = *state_;
   ec.clear();
   if (fd < 0 || !handler) {
@@ -173,10 +246,12 @@ void Reactor::unwatch(int fd, std::uint32_t generation) noexcept {
 // Timers
 
 Timer Reactor::after(std::chrono::nanoseconds delay, TimerHandler handler) {
+  REACTOR_CHECK_LOOP_THREAD(*this, "Reactor::after()");
   return add_timer(delay, std::chrono::nanoseconds{0}, std::move(handler));
 }
 
 Timer Reactor::every(std::chrono::nanoseconds interval, TimerHandler handler) {
+  REACTOR_CHECK_LOOP_THREAD(*this, "Reactor::every()");
   return add_timer(interval, std::max(interval, std::chrono::nanoseconds{1}), std::move(handler));
 }
 
@@ -211,6 +286,7 @@ void Reactor::cancel_timer(std::uint32_t index, std::uint32_t generation) noexce
 // Signals
 
 SignalWatcher Reactor::on_signal(int signo, SignalHandler handler) {
+  REACTOR_CHECK_LOOP_THREAD(*this, "Reactor::on_signal()");
   if (!signals::catchable(signo)) {
     throw std::invalid_argument("reactor: signal " + std::to_string(signo) + " cannot be watched");
   }
@@ -296,10 +372,14 @@ void Reactor::on_wakeup() {
 // The loop
 
 void Reactor::run() {
+  // Held across iterations: no other thread may slip in between two of them.
+  const Ownership owner(*this, "Reactor::run()");
   while (!state_->stop_requested.exchange(false)) run_once();
 }
 
 std::size_t Reactor::run_once(std::optional<std::chrono::nanoseconds> timeout) {
+  // Before anything reads the state: another thread's run would race with it.
+  const Ownership owner(*this, "Reactor::run_once()");
   LoopState& s = *state_;
   if (s.dispatching) {
     throw std::logic_error("reactor: run_once() called from inside a callback");
@@ -484,6 +564,11 @@ std::size_t Reactor::run_posted() {
 }
 
 std::error_code Reactor::after_fork() noexcept {
+  if constexpr (kDebugChecks) {
+    // A parent thread that was running the loop does not exist in the child. When the fork
+    // came from one of this loop's callbacks, this thread owns it already and keeps it.
+    if (owner_.load() != std::this_thread::get_id()) owner_.store(std::thread::id());
+  }
   LoopState& s = *state_;
   if (auto ec = s.backend->after_fork()) return ec;
   // The eventfd is shared with the parent: a post there must not wake us, nor ours it.
@@ -506,13 +591,23 @@ std::error_code Reactor::after_fork() noexcept {
 void Reactor::update_time() noexcept { state_->now_ns = clock_ns(); }
 
 Reactor::Clock::time_point Reactor::now() const noexcept {
+  REACTOR_CHECK_LOOP_THREAD(*this, "Reactor::now()");
   return Clock::time_point(std::chrono::nanoseconds(state_->now_ns));
 }
 
-std::uint64_t Reactor::iterations() const noexcept { return state_->iterations; }
+std::uint64_t Reactor::iterations() const noexcept {
+  REACTOR_CHECK_LOOP_THREAD(*this, "Reactor::iterations()");
+  return state_->iterations;
+}
 
-std::size_t Reactor::watcher_count() const noexcept { return state_->registered - 1; }
+std::size_t Reactor::watcher_count() const noexcept {
+  REACTOR_CHECK_LOOP_THREAD(*this, "Reactor::watcher_count()");
+  return state_->registered - 1;
+}
 
-std::size_t Reactor::timer_count() const noexcept { return state_->timers.alive_count(); }
+std::size_t Reactor::timer_count() const noexcept {
+  REACTOR_CHECK_LOOP_THREAD(*this, "Reactor::timer_count()");
+  return state_->timers.alive_count();
+}
 
 }  // namespace reactor

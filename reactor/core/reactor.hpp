@@ -19,10 +19,23 @@
 /// - Level-triggered: an fd that stays ready is reported every iteration.
 /// - After a watcher is stopped no event for it is delivered, even later in the same batch
 ///   and even when the fd number is reused at once (a generation per fd slot).
-/// - A callback may destroy anything, itself and its own handle included.
+/// - A callback may destroy anything, itself and its own handle included, except the
+///   Reactor running it (undefined behaviour; the debug checks abort).
 /// - Steady state allocates nothing per event.
-/// - Thread rule: everything here is for the loop thread, except post() and stop(), which
-///   any thread may call and which take effect at once.
+/// - Thread rule: a loop belongs to the thread running it. While a thread is inside run() or
+///   run_once() (its callbacks included), only that thread may use the loop, the handles it
+///   made (IoWatcher, Timer, SignalWatcher) and the net objects on it (Connection, Listener,
+///   Connector, DatagramSocket). While no thread runs it, any thread may use it, one at a
+///   time: build it on one thread, run it on a second, destroy it on a third, handing it
+///   over with a join, a mutex or the like. The exceptions, callable from any thread at any
+///   time: post(), stop() and backend_name() here, and what the net headers name
+///   (Connection::send_from_any_thread(), ...). A stopped, cancelled or empty handle
+///   touches no loop state, so destroying it is safe on any thread. after_fork() is for the
+///   child's one thread.
+///   With the debug checks on (reactor/core/debug.hpp) a call that breaks the rule while
+///   another thread runs the loop aborts, and so does run()/run_once() entered while another
+///   thread is inside them. Two threads using an idle loop without handing it over cannot be
+///   seen without a lock, and are not checked.
 /// - Destroying a Reactor with live handles is allowed: their callbacks never run again and
 ///   the handles become inert (active() is false). Signal dispositions are restored.
 
@@ -35,8 +48,10 @@
 #include <optional>
 #include <string_view>
 #include <system_error>
+#include <thread>
 
 #include "reactor/core/backend.hpp"
+#include "reactor/core/debug.hpp"
 #include "reactor/core/io_watcher.hpp"
 #include "reactor/core/signal_watcher.hpp"
 #include "reactor/core/timer.hpp"
@@ -45,7 +60,8 @@ namespace reactor {
 
 namespace detail {
 struct LoopState;
-}
+struct LoopCheck;
+}  // namespace detail
 
 /// Called with what was found ready; IoEvents::invalid() means the fd was closed behind the
 /// loop's back and the watcher has already been stopped.
@@ -54,6 +70,8 @@ using TimerHandler = std::function<void()>;
 using SignalHandler = std::function<void(int signo)>;
 using Task = std::function<void()>;
 
+/// The loop. Members not marked "any thread" follow the thread rule above, and each checks
+/// it when the debug checks are on (constructors excepted: nothing runs a loop yet).
 class Reactor {
  public:
   using Clock = std::chrono::steady_clock;
@@ -68,9 +86,10 @@ class Reactor {
   explicit Reactor(std::unique_ptr<Backend> backend);
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
+  /// Not while a thread runs the loop, nor from one of its callbacks (debug checks: aborts).
   ~Reactor();
 
-  /// The backend's name.
+  /// The backend's name. Thread rule: any thread (fixed at construction).
   std::string_view backend_name() const noexcept;
 
   /// Watches `fd` for `interest`, calling `handler` on the loop thread while it is ready.
@@ -107,21 +126,25 @@ class Reactor {
   /// Thread rule: any thread.
   void stop() noexcept;
 
-  /// Runs iterations until stop(). The loop thread is the thread that calls run().
-  /// Throws as run_once() does; an exception from a callback propagates out of run(), and
-  /// the loop stays usable (the handler that threw is kept).
+  /// Runs iterations until stop(). The loop thread is the thread that calls run(), until it
+  /// returns. Throws as run_once() does; an exception from a callback propagates out of
+  /// run(), and the loop stays usable (the handler that threw is kept). Debug checks: aborts
+  /// when another thread is inside run() or run_once() of this loop.
   void run();
 
   /// Runs one iteration, blocking up to `timeout` (nullopt: until something happens; zero:
   /// not at all) for something to do. A signal that interrupts the wait does not shorten it:
   /// the remaining time is waited again. Returns the number of callbacks run. Throws
-  /// std::logic_error when called from inside a callback (the loop is not re-entrant) and
-  /// std::system_error when the backend fails.
+  /// std::logic_error when called from inside a callback (the loop is not re-entrant; with
+  /// or without the debug checks) and std::system_error when the backend fails. Debug
+  /// checks: aborts when another thread is inside run() or run_once() of this loop.
   std::size_t run_once(std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
 
   /// In a child process after fork(): gives this loop kernel state of its own (backend,
   /// wake-up fd) so that using it never disturbs the parent's loop. Watches and timers stay.
   /// A child that only destroys the loop need not call it: the destructor does.
+  /// The calling thread takes the loop over even if another thread of the parent was running
+  /// it (that thread does not exist in the child). Not thread-checked.
   std::error_code after_fork() noexcept;
 
   /// The loop's cached time, updated before and after each poll.
@@ -138,6 +161,20 @@ class Reactor {
   friend class IoWatcher;
   friend class Timer;
   friend class SignalWatcher;
+  friend struct detail::LoopCheck;
+
+  /// Debug checks: makes the calling thread the owner for a run()/run_once(), or aborts if
+  /// another thread owns the loop. Does nothing when the checks are off.
+  class Ownership {
+   public:
+    Ownership(Reactor& loop, const char* api) noexcept;
+    ~Ownership();
+    Ownership(const Ownership&) = delete;
+    Ownership& operator=(const Ownership&) = delete;
+
+   private:
+    Reactor* claimed_ = nullptr;  // set when this scope took the loop (and gives it back)
+  };
 
   void init();
   std::error_code set_interest(int fd, std::uint32_t generation, Interest interest) noexcept;
@@ -160,6 +197,24 @@ class Reactor {
   void update_time() noexcept;
 
   std::unique_ptr<detail::LoopState> state_;
+  /// The thread inside run()/run_once(), or none. Kept only with the debug checks on; a
+  /// member here (not in the state) so that a check is one load, and present either way so
+  /// that the layout does not depend on the checks.
+  std::atomic<std::thread::id> owner_{};
 };
+
+namespace detail {
+/// The debug checks' view of a loop's owner (see reactor/core/debug.hpp). Internal.
+struct LoopCheck {
+  /// True when the calling thread runs `loop`, or no thread does.
+  static bool caller_may_use(const Reactor& loop) noexcept {
+    const std::thread::id owner = loop.owner_.load(std::memory_order_relaxed);
+    return owner == std::thread::id() || owner == std::this_thread::get_id();
+  }
+  /// Reports `api` called on the wrong thread and aborts.
+  [[noreturn]] static void wrong_thread(const Reactor& loop, const char* api, const char* file,
+                                        int line) noexcept;
+};
+}  // namespace detail
 
 }  // namespace reactor

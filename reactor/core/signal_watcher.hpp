@@ -10,7 +10,11 @@ namespace reactor {
 /// library's handler is installed for it (SA_RESTART); when the last one goes, the previous
 /// disposition is restored. Several watchers and several loops may watch one signal: each
 /// gets every delivery. Deliveries that arrive together may be coalesced into one callback,
-/// as POSIX coalesces pending signals. Thread rule: loop thread only.
+/// as POSIX coalesces pending signals.
+///
+/// Thread rule: the loop's (reactor/core/reactor.hpp), checked by the debug checks. Once
+/// stopped (or empty) a watcher touches no loop state, so destroying, moving and stopping it
+/// again is safe on any thread; signal() reads only the handle.
 class SignalWatcher {
  public:
   SignalWatcher() noexcept = default;
@@ -23,8 +27,8 @@ class SignalWatcher {
   bool active() const noexcept;
   /// The signal number, or 0 for an empty watcher.
   int signal() const noexcept { return signo_; }
-  /// Stops watching; restores the previous disposition if this was the process's last
-  /// watcher of the signal. Idempotent.
+  /// Stops watching and lets go of the loop; restores the previous disposition if this was
+  /// the process's last watcher of the signal. Idempotent.
   void stop() noexcept;
 
  private:

@@ -8,7 +8,13 @@ namespace reactor {
 /// A one-shot or repeating timer (made by Reactor::after / Reactor::every). Move-only RAII:
 /// destroying or cancel()ling it stops it; safe inside its own callback, and cancelling a
 /// fired or cancelled timer is a no-op. Deadlines are on the monotonic clock and a timer
-/// never fires early. Thread rule: loop thread only.
+/// never fires early.
+///
+/// Thread rule: the loop's (reactor/core/reactor.hpp), checked by the debug checks. Once
+/// cancelled (or empty) a timer touches no loop state, so destroying, moving and cancelling
+/// it again is safe on any thread. A one-shot timer that fired still refers to its loop:
+/// cancel or destroy it on the loop's thread. Nothing on a Timer is a closed-handle misuse:
+/// every call is defined after cancel() and after a move.
 class Timer {
  public:
   Timer() noexcept = default;
@@ -20,7 +26,7 @@ class Timer {
 
   /// True until a one-shot timer fires (false inside its callback) or the timer is cancelled.
   bool active() const noexcept;
-  /// Stops the timer. Idempotent.
+  /// Stops the timer and lets go of the loop. Idempotent.
   void cancel() noexcept;
 
  private:

@@ -72,6 +72,8 @@ Connection::Connection(Key, Reactor& loop, Socket socket, Options options)
 Connection::~Connection() = default;  // members stop the watcher before closing the socket
 
 void Connection::start() {
+  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::start()");
+  REACTOR_CHECK(!started_, "Connection::start()", "called a second time");
   if (started_ || state_ == State::closed) return;
   started_ = true;
   std::error_code ec;
@@ -208,6 +210,7 @@ void Connection::on_idle_timer() {
 // Calls from the user
 
 std::error_code Connection::send(std::string_view bytes) {
+  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::send()");
   if (state_ != State::open || shutdown_requested_) {
     return std::make_error_code(std::errc::broken_pipe);
   }
@@ -263,6 +266,7 @@ void Connection::send_from_any_thread(std::string bytes) {
 }
 
 std::error_code Connection::shutdown() {
+  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::shutdown()");
   if (state_ != State::open || shutdown_requested_) {
     return std::make_error_code(std::errc::broken_pipe);
   }
@@ -279,6 +283,7 @@ void Connection::finish_shutdown() {
 }
 
 void Connection::close() {
+  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::close()");
   if (state_ != State::open) return;
   if (!started_ || output_.empty() || write_shut_) {
     teardown(CloseReason::local, {});
@@ -290,6 +295,7 @@ void Connection::close() {
 }
 
 void Connection::abort() {
+  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::abort()");
   if (state_ == State::closed) return;
   socket_.set_reset_on_close();
   output_.clear();
@@ -301,16 +307,19 @@ void Connection::close_from_any_thread() {
 }
 
 void Connection::pause_reading() {
+  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::pause_reading()");
   reading_ = false;
   update_interest();
 }
 
 void Connection::resume_reading() {
+  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::resume_reading()");
   reading_ = true;
   update_interest();
 }
 
 void Connection::set_idle_timeout(std::chrono::nanoseconds timeout) {
+  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::set_idle_timeout()");
   options_.idle_timeout = timeout;
   idle_timer_.cancel();
   if (!started_ || state_ == State::closed || timeout.count() <= 0) return;
@@ -319,6 +328,7 @@ void Connection::set_idle_timeout(std::chrono::nanoseconds timeout) {
 }
 
 void Connection::set_deadline(std::chrono::nanoseconds from_now) {
+  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::set_deadline()");
   options_.deadline = from_now;
   deadline_timer_.cancel();
   if (!started_ || state_ == State::closed || from_now.count() <= 0) return;

@@ -24,7 +24,14 @@
 ///   the loop holds a reference until it is closed and on_close has run, so you need not keep
 ///   one, and dropping your last reference inside a callback is safe. Destroying the loop
 ///   releases connections still open (no on_close then).
-/// - Thread rule: loop thread only, except send_from_any_thread() and close_from_any_thread().
+/// - Thread rule: the loop's (reactor/core/reactor.hpp), checked by the debug checks on
+///   every member except these, which any thread may call: make() (it touches no loop
+///   state), send_from_any_thread(), close_from_any_thread(), loop(), peer_address()
+///   (fixed by make()), and the destructor. A Connection must not be used
+///   after its Reactor is destroyed (destroying it then is safe).
+/// - Closed is a state, not a misuse: the peer or a limit can close a connection at any time,
+///   so send() and shutdown() after a close return EPIPE, and close(), abort(), the pauses and
+///   the timeouts do nothing, with or without the debug checks. Only start() twice aborts.
 
 #include <chrono>
 #include <cstddef>
@@ -82,18 +89,35 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   /// Data arrived: it is in `input`; consume what you use (input.consume(n)). What you
   /// leave stays for the next call.
-  void on_data(DataHandler h) { on_data_ = std::move(h); }
+  void on_data(DataHandler h) {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_data()");
+    on_data_ = std::move(h);
+  }
   /// Exactly once, last (for a connection that was started).
-  void on_close(CloseHandler h) { on_close_ = std::move(h); }
+  void on_close(CloseHandler h) {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_close()");
+    on_close_ = std::move(h);
+  }
   /// The peer shut down its writing side. If set, the connection stays open (you may still
   /// send, then shutdown() or close()); if not set, queued output is flushed and the
   /// connection closes with CloseReason::eof.
-  void on_eof(Handler h) { on_eof_ = std::move(h); }
-  void on_high_watermark(Handler h) { on_high_ = std::move(h); }
-  void on_low_watermark(Handler h) { on_low_ = std::move(h); }
+  void on_eof(Handler h) {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_eof()");
+    on_eof_ = std::move(h);
+  }
+  void on_high_watermark(Handler h) {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_high_watermark()");
+    on_high_ = std::move(h);
+  }
+  void on_low_watermark(Handler h) {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_low_watermark()");
+    on_low_ = std::move(h);
+  }
 
-  /// Starts reading (and the timers). Call once, after setting the handlers. Errors
-  /// (the loop refused the fd) close the connection with CloseReason::error.
+  /// Starts reading (and the timers). Call once, after setting the handlers (debug checks:
+  /// a second call aborts; without them it does nothing). Errors (the loop refused the fd)
+  /// close the connection with CloseReason::error. On a connection closed before it was
+  /// started it does nothing (no on_close follows).
   void start();
 
   /// Sends bytes, in order after everything sent before. Returns:
@@ -104,7 +128,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::error_code send(std::string_view bytes);
   /// Sends and empties `bytes` (its memory is reused when nothing is queued).
   std::error_code send(Buffer& bytes);
-  /// Marshals a send to the loop thread. Thread rule: any thread.
+  /// Marshals a send to the loop thread. Thread rule: any thread (never checked).
   void send_from_any_thread(std::string bytes);
 
   /// Shuts down the writing side once the queue is flushed; reading goes on.
@@ -114,33 +138,59 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close();
   /// Abortive close: discard the queue and reset the connection (RST) now.
   void abort();
-  /// close() marshalled to the loop thread. Thread rule: any thread.
+  /// close() marshalled to the loop thread. Thread rule: any thread (never checked).
   void close_from_any_thread();
 
   void pause_reading();
   void resume_reading();
-  bool reading() const noexcept { return reading_; }
+  bool reading() const noexcept {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::reading()");
+    return reading_;
+  }
 
   /// Re-arms the idle timeout (0: none) from now.
   void set_idle_timeout(std::chrono::nanoseconds timeout);
   /// Sets an absolute deadline from now (0: none).
   void set_deadline(std::chrono::nanoseconds from_now);
 
-  bool open() const noexcept { return state_ != State::closed; }
-  std::size_t queued() const noexcept { return output_.size(); }
-  Buffer& input() noexcept { return input_; }
+  bool open() const noexcept {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::open()");
+    return state_ != State::closed;
+  }
+  std::size_t queued() const noexcept {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::queued()");
+    return output_.size();
+  }
+  Buffer& input() noexcept {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::input()");
+    return input_;
+  }
   /// This end's address, asked of the kernel (getsockname) on each call: a connection does
   /// not keep a copy (136 bytes) it is rarely asked for. An empty Address once closed, or
-  /// on another failure, which the first form reports in `ec`.
-  Address local_address(std::error_code& ec) const noexcept { return socket_.local_address(ec); }
+  /// on another failure, which the first form reports in `ec`. Thread rule: the loop's
+  /// thread (the loop closes the socket).
+  Address local_address(std::error_code& ec) const noexcept {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::local_address()");
+    return socket_.local_address(ec);
+  }
   Address local_address() const noexcept {
     std::error_code ignored;
-    return socket_.local_address(ignored);
+    return local_address(ignored);
   }
+  /// Thread rule: any thread.
   const Address& peer_address() const noexcept { return peer_; }
-  int fd() const noexcept { return socket_.fd(); }
+  /// -1 once closed.
+  int fd() const noexcept {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::fd()");
+    return socket_.fd();
+  }
+  /// Thread rule: any thread.
   Reactor& loop() const noexcept { return loop_; }
-  const Options& options() const noexcept { return options_; }
+  /// set_idle_timeout() and set_deadline() change it.
+  const Options& options() const noexcept {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::options()");
+    return options_;
+  }
 
  private:
   struct Key {};

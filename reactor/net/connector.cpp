@@ -6,6 +6,7 @@ namespace reactor {
 
 std::shared_ptr<Connector> Connector::connect(Reactor& loop, const Address& address,
                                               Handler handler, std::chrono::nanoseconds timeout) {
+  REACTOR_CHECK_LOOP_THREAD(loop, "Connector::connect()");
   auto c = std::make_shared<Connector>(Key{}, loop, std::move(handler));
   c->start(address, timeout);
   return c;
@@ -45,7 +46,10 @@ void Connector::start(const Address& address, std::chrono::nanoseconds timeout) 
   }
 }
 
-void Connector::cancel() { finish_later(std::make_error_code(std::errc::operation_canceled)); }
+void Connector::cancel() {
+  REACTOR_CHECK_LOOP_THREAD(loop_, "Connector::cancel()");
+  finish_later(std::make_error_code(std::errc::operation_canceled));
+}
 
 void Connector::settle(std::error_code ec) {
   settled_ = true;

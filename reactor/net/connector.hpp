@@ -7,7 +7,9 @@
 /// ECONNREFUSED, ETIMEDOUT (the timeout passed), ECANCELED (cancel() was called), EAGAIN
 /// (a Unix listener's backlog is full), or
 /// whatever socket() or connect() said. The socket it was trying is closed by then.
-/// Thread rule: loop thread only.
+/// Thread rule: the loop's (reactor/core/reactor.hpp), checked by the debug checks on every
+/// member. A Connector must not be used after its Reactor is destroyed (dropping the handle
+/// then is safe). Cancelling a settled connect is not a misuse: it does nothing.
 
 #include <chrono>
 #include <functional>
@@ -31,7 +33,10 @@ class Connector : public std::enable_shared_from_this<Connector> {
   /// Gives up: the handler runs with ECANCELED, unless it has already run. Idempotent.
   void cancel();
   /// True until the outcome is settled (the handler has run or is about to).
-  bool pending() const noexcept { return !settled_; }
+  bool pending() const noexcept {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "Connector::pending()");
+    return !settled_;
+  }
 
  private:
   struct Key {};

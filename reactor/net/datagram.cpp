@@ -57,6 +57,7 @@ DatagramSocket::~DatagramSocket() {
 }
 
 std::error_code DatagramSocket::start() {
+  REACTOR_CHECK_LOOP_THREAD(loop_, "DatagramSocket::start()");
   if (watcher_.active()) return {};
   std::error_code ec;
   watcher_ = loop_.watch(
@@ -65,10 +66,12 @@ std::error_code DatagramSocket::start() {
 }
 
 std::error_code DatagramSocket::connect(const Address& peer) noexcept {
+  REACTOR_CHECK_LOOP_THREAD(loop_, "DatagramSocket::connect()");
   return socket_.connect(peer);
 }
 
 std::error_code DatagramSocket::send(std::string_view data) noexcept {
+  REACTOR_CHECK_LOOP_THREAD(loop_, "DatagramSocket::send()");
   for (;;) {
     if (::send(socket_.fd(), data.data(), data.size(), MSG_NOSIGNAL) >= 0) return {};
     if (errno != EINTR) return errno_code();
@@ -76,6 +79,7 @@ std::error_code DatagramSocket::send(std::string_view data) noexcept {
 }
 
 std::error_code DatagramSocket::send_to(const Address& to, std::string_view data) noexcept {
+  REACTOR_CHECK_LOOP_THREAD(loop_, "DatagramSocket::send_to()");
   for (;;) {
     if (::sendto(socket_.fd(), data.data(), data.size(), MSG_NOSIGNAL, to.native(),
                  to.native_size()) >= 0) {

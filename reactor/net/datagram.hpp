@@ -11,7 +11,11 @@
 /// - Errors the kernel reports later (an ICMP port unreachable on a connected socket:
 ///   ECONNREFUSED) arrive through on_error; the socket stays usable.
 /// - At most Options::reads_per_iteration datagrams per loop iteration (fairness).
-/// - Thread rule: loop thread only.
+/// - Thread rule: the loop's (reactor/core/reactor.hpp), checked by the debug checks on every
+///   member but these, which any thread may call: the constructors (they touch no loop
+///   state), local_address() and fd() (fixed by the constructor), and the destructor. A
+///   DatagramSocket must not be used after its Reactor is destroyed (destroying it then is
+///   safe). start() after stop() and stop() twice are not misuses.
 
 #include <functional>
 #include <memory>
@@ -50,13 +54,22 @@ class DatagramSocket {
   DatagramSocket& operator=(const DatagramSocket&) = delete;
   ~DatagramSocket();
 
-  void on_datagram(DatagramHandler h) { on_datagram_ = std::move(h); }
-  void on_error(ErrorHandler h) { on_error_ = std::move(h); }
+  void on_datagram(DatagramHandler h) {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "DatagramSocket::on_datagram()");
+    on_datagram_ = std::move(h);
+  }
+  void on_error(ErrorHandler h) {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "DatagramSocket::on_error()");
+    on_error_ = std::move(h);
+  }
 
-  /// Starts receiving. Errors from the loop are returned.
+  /// Starts receiving (again, after stop()). Errors from the loop are returned.
   std::error_code start();
   /// Stops receiving (sending still works).
-  void stop() noexcept { watcher_.stop(); }
+  void stop() noexcept {
+    REACTOR_CHECK_LOOP_THREAD(loop_, "DatagramSocket::stop()");
+    watcher_.stop();
+  }
 
   /// Connected mode: only `peer`'s datagrams arrive, send() goes to it, and ICMP errors
   /// are reported.

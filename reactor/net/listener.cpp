@@ -94,7 +94,10 @@ Listener::Permit& Listener::Permit::operator=(Permit&& other) noexcept {
 Listener::Permit::~Permit() { release(); }
 
 void Listener::Permit::release() noexcept {
-  if (auto state = std::move(state_)) state->release_one();
+  if (auto state = std::move(state_)) {
+    if (!state->closed) REACTOR_CHECK_LOOP_THREAD(state->loop, "Listener::Permit::release()");
+    state->release_one();
+  }
 }
 
 Listener::Listener(Reactor& loop, const Address& address, AcceptHandler handler, Options options)
@@ -119,6 +122,7 @@ Listener::Listener(Reactor& loop, const Address& address, AcceptHandler handler,
 }
 
 Listener::~Listener() {
+  // Thread-checked through the watcher and the timer, which know whether the loop lives.
   detail::ListenerState& s = *state_;
   s.closed = true;
   s.watcher.stop();
@@ -131,21 +135,30 @@ const Address& Listener::address() const noexcept { return state_->address; }
 int Listener::fd() const noexcept { return state_->socket.fd(); }
 
 void Listener::pause() {
+  REACTOR_CHECK_LOOP_THREAD(state_->loop, "Listener::pause()");
   state_->paused = true;
   state_->update();
 }
 
 void Listener::resume() {
+  REACTOR_CHECK_LOOP_THREAD(state_->loop, "Listener::resume()");
   state_->paused = false;
   state_->update();
 }
 
-std::size_t Listener::active() const noexcept { return state_->active; }
+std::size_t Listener::active() const noexcept {
+  REACTOR_CHECK_LOOP_THREAD(state_->loop, "Listener::active()");
+  return state_->active;
+}
 
 bool Listener::accepting() const noexcept {
+  REACTOR_CHECK_LOOP_THREAD(state_->loop, "Listener::accepting()");
   return state_->armed() && state_->watcher.interest() == Interest::read;
 }
 
-std::uint64_t Listener::backoffs() const noexcept { return state_->backoffs; }
+std::uint64_t Listener::backoffs() const noexcept {
+  REACTOR_CHECK_LOOP_THREAD(state_->loop, "Listener::backoffs()");
+  return state_->backoffs;
+}
 
 }  // namespace reactor

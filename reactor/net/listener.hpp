@@ -13,8 +13,10 @@
 ///   instead of spinning. Pending clients wait in the kernel's backlog and are accepted once
 ///   fds free up; none is dropped by us.
 /// - Transient per-connection errors (ECONNABORTED, EPROTO, EPERM, ...) skip that one client.
-/// - Thread rule: loop thread only. The accept handler may destroy the Listener; nothing is
-///   accepted or delivered after that.
+/// - The accept handler may destroy the Listener; nothing is accepted or delivered after that.
+/// - Thread rule: the loop's (reactor/core/reactor.hpp), checked by the debug checks on every
+///   member but address() and fd(), which any thread may call (fixed by the constructor). A
+///   Listener must not be used after its Reactor is destroyed (destroying it then is safe).
 
 #include <sys/socket.h>
 
@@ -46,8 +48,8 @@ class Listener {
   };
 
   /// A slot in the connection limit; hold it for as long as the accepted connection lives.
-  /// Move-only; destroying it frees the slot. Loop thread only. Safe after the Listener
-  /// is gone.
+  /// Move-only; destroying it frees the slot. Thread rule: the loop's while the Listener
+  /// lives (checked); once the Listener is gone it touches nothing and is safe anywhere.
   class Permit {
    public:
     Permit() noexcept = default;
