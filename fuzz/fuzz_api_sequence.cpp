@@ -55,6 +55,9 @@
 //     another socket's bytes). Every other watcher must still be served exactly (R2).
 //   - Level-triggered everywhere by contract: no edge/level normalisation; a difference is a
 //     bug.
+//   - Spurious wakeups (a wait that ends with nothing to report) leave no trace in the log
+//     and are allowed. Spurious readiness is not: a callback must match poll(2), so a
+//     backend that reports a ready fd that is not ready fails on its own.
 #include <dirent.h>
 #include <poll.h>
 #include <sys/socket.h>
