@@ -1,5 +1,5 @@
 // A storm of signals, on every backend: another thread sends SIGUSR1 and SIGUSR2 to the
-// process as fast as it can for about a second, while on one loop 20 connection pairs (TCP
+// process, a pair every 25 us, for about a second, while on one loop 20 connection pairs (TCP
 // v4 and Unix stream, alternately) echo 1,000 lines each in ping-pong and a 5 ms repeating
 // timer runs. The sending thread blocks both signals, so they interrupt the loop's thread:
 // its waits, reads and writes.
@@ -146,11 +146,20 @@ class Storm {
     ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
     running_.store(true);
     started_.store(true);
+    // Paced at one pair per 25 us (up to 80,000 signals a second). Unpaced, a sender on
+    // the other CPU keeps the loop's thread inside signal delivery nearly all the time (CI
+    // measured 278,680 signals in 1 s and the timer silent for 734 ms): a flood that the
+    // kernel's per-signal cost decides, whatever the handler does. Continuous signals are
+    // what is tested here, not that flood.
     const auto start = Clock::now();
+    auto next = start;
     while (!stop_.load() && Clock::now() - start < kStorm) {
       ::kill(::getpid(), SIGUSR1);
       ::kill(::getpid(), SIGUSR2);
       sent_.fetch_add(2);
+      next += std::chrono::microseconds(25);
+      while (Clock::now() < next) {
+      }
     }
     ended_at_ = Clock::now();
     running_.store(false);
