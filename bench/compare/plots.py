@@ -30,7 +30,7 @@ def _draw(out, name, script):
     path = os.path.join(out, f"{name}.gp")
     with open(path, "w") as f:
         f.write(script)
-    done = subprocess.run(["gnuplot", path], capture_output=True, text=True, cwd=out)
+    done = subprocess.run(["gnuplot", f"{name}.gp"], capture_output=True, text=True, cwd=out)
     if done.returncode != 0:
         raise RuntimeError(f"gnuplot {name}: {done.stderr.strip()[:300]}")
     return os.path.join(out, f"{name}.svg")
