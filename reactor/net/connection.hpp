@@ -26,8 +26,8 @@
 ///   releases connections still open (no on_close then).
 /// - Thread rule: the loop's (reactor/core/reactor.hpp), checked by the debug checks on
 ///   every member except these, which any thread may call: make() (it touches no loop
-///   state), send_from_any_thread(), close_from_any_thread(), loop(), peer_address()
-///   (fixed by make()), and the destructor. A Connection must not be used
+///   state), send_from_any_thread(), close_from_any_thread(), loop(), local_address(),
+///   peer_address() (fixed by make()), and the destructor. A Connection must not be used
 ///   after its Reactor is destroyed (destroying it then is safe).
 /// - Closed is a state, not a misuse: the peer or a limit can close a connection at any time,
 ///   so send() and shutdown() after a close return EPIPE, and close(), abort(), the pauses and
@@ -167,12 +167,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   /// This end's address, asked of the kernel (getsockname) on each call: a connection does
   /// not keep a copy (136 bytes) it is rarely asked for. An empty Address once closed, or
-  /// on another failure, which the first form reports in `ec`. Thread rule: the loop's
-  /// thread (the loop closes the socket).
-  Address local_address(std::error_code& ec) const noexcept {
-    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::local_address()");
-    return socket_.local_address(ec);
-  }
+  /// on another failure, which the first form reports in `ec`. Thread rule: any thread
+  /// (one getsockname on the socket; after a close it reports the error).
+  Address local_address(std::error_code& ec) const noexcept { return socket_.local_address(ec); }
   Address local_address() const noexcept {
     std::error_code ignored;
     return local_address(ignored);
