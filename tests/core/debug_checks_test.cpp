@@ -596,6 +596,9 @@ TEST_P(DebugChecksTest, LoopBuiltOnOneThreadRunOnOthersInTurn) {
   EXPECT_FALSE(w.set_interest(Interest::none));
   EXPECT_GE(loop.iterations(), 1u);
   loop.run();
+  // The 5 ms timer has done its job (6 fires, two stops); cancelled here so that the third
+  // thread's 5 ms of run_once cannot make it fire a seventh time on a slow machine.
+  stopper.cancel();
   // And by a third thread, one iteration at a time.
   std::thread third([&] {
     EXPECT_FALSE(w.set_interest(Interest::read));
