@@ -29,16 +29,13 @@
 #include <utility>
 
 #include "tests/support/fds.hpp"
+#include "tests/support/time_helpers.hpp"
 
 namespace reactor::test::fault {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-
-/// Milliseconds between two points, for messages.
-inline double ms_between(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double, std::milli>(to - from).count();
-}
+using Clock = SteadyClock;        // tests/support/time_helpers.hpp
+using reactor::test::ms_between;  // likewise
 
 // ---------------------------------------------------------------------------------------
 // /proc
