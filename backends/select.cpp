@@ -77,6 +77,7 @@ class SelectBackend final : public Backend {
 
   std::error_code poll(std::vector<Readiness>& out,
                        std::optional<std::chrono::nanoseconds> timeout) noexcept override {
+    if (out.size() == out.capacity()) return std::make_error_code(std::errc::no_buffer_space);
     timeval tv{};
     if (timeout) {
       const auto ns = std::max<std::int64_t>(timeout->count(), 0);

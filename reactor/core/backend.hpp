@@ -19,9 +19,13 @@
 ///   fd silently. The caller is expected to remove() it.
 /// - Errors are std::error_code values taken from errno (EBADF, EEXIST, ENOENT, EPERM, ...);
 ///   nothing here logs, throws (outside the factory) or aborts.
-/// - poll() appends at most out.capacity() - out.size() entries and never allocates in `out`;
-///   the caller keeps the capacity at least the number of registered fds, so nothing ready is
-///   ever left out of a batch. An fd appears at most once per batch.
+/// - The batch: poll() appends to `out` and never allocates in it (its capacity is the
+///   caller's), nor touches the entries already there. With room for k entries and more than
+///   k fds ready it appends exactly k; the rest stay owed (level-triggered) to a later poll().
+///   With no room at all (out.size() == out.capacity()) it returns no_buffer_space at once,
+///   without waiting, whatever is registered: a wait that could report nothing is a caller's
+///   bug, made loud. A caller that keeps the capacity above the number of registered fds
+///   never leaves anything ready out of a batch. An fd appears at most once per batch.
 /// - A backend object is used by one thread at a time.
 
 #include <chrono>
@@ -89,7 +93,8 @@ class Backend {
   virtual void remove(int fd) noexcept = 0;
 
   /// Waits up to `timeout` (nullopt: forever, zero: do not block) and appends what is ready
-  /// to `out`. Interruption by a signal returns success with nothing appended.
+  /// to `out`. no_buffer_space, at once, when `out` has no room. Interruption by a signal
+  /// returns success with nothing appended.
   virtual std::error_code poll(std::vector<Readiness>& out,
                                std::optional<std::chrono::nanoseconds> timeout) noexcept = 0;
 
