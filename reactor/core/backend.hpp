@@ -14,9 +14,11 @@
 ///   The hint is best effort: select cannot see hang-ups. A hang-up with no send room is
 ///   owed only as readable to a watcher that reads (select and uv report no more); select
 ///   does not wake a write-only watcher for it until there is room.
-/// - An fd closed behind the backend's back is reported at most once, flagged invalid, where
-///   the mechanism can see it (select: EBADF, poll: POLLNVAL); epoll and libuv drop such an
-///   fd silently. The caller is expected to remove() it.
+/// - An fd closed behind the backend's back (closed before remove()) is reported at most
+///   once, flagged invalid and nothing else, where the mechanism can see it (select: EBADF,
+///   poll: POLLNVAL); it is then silent, as with Interest::none, until a modify() asks again.
+///   epoll and libuv drop such an fd silently: the kernel forgets it with its file. Either
+///   way the caller is expected to remove() it; nothing ever spins on it.
 /// - Errors are std::error_code values taken from errno (EBADF, EEXIST, ENOENT, EPERM, ...);
 ///   nothing here logs, throws (outside the factory) or aborts.
 /// - The batch: poll() appends to `out` and never allocates in it (its capacity is the
@@ -85,8 +87,10 @@ class Backend {
   /// EPERM if the mechanism cannot watch that kind of file.
   virtual std::error_code add(int fd, Interest interest, std::uint64_t token) noexcept = 0;
 
-  /// Changes interest and token of a registered fd. ENOENT if it is not registered, EBADF if
-  /// it was closed behind the backend's back (where detectable).
+  /// Changes interest and token of a registered fd; from now on poll() hands back only the
+  /// new token. ENOENT if it is not registered (never added, or removed). EBADF if it was
+  /// closed behind the backend's back, where detectable: epoll and uv find out here when the
+  /// interest changes; select and poll at their next poll(), which reports it invalid.
   virtual std::error_code modify(int fd, Interest interest, std::uint64_t token) noexcept = 0;
 
   /// Forgets `fd`. Safe on an fd that was already closed or never added.
