@@ -8,8 +8,9 @@
  * Quirks handled here:
  * - poll reports POLLHUP, POLLERR and POLLNVAL even for events = 0, so an fd whose interest
  *   is none is taken out of the array altogether (and put back when interest returns).
- * - An fd closed behind our back comes back as POLLNVAL: reported once as invalid; the
- *   caller is expected to remove() it.
+ * - An fd closed behind our back comes back as POLLNVAL: reported once as invalid, then
+ *   taken out of the array (as if its interest were none) so that a caller who does not
+ *   remove() it at once is not woken by it on every wait.
  * - ppoll takes a timespec, so timeouts keep nanosecond precision.
  *
  * Limits: none beyond RLIMIT_NOFILE.
@@ -63,6 +64,7 @@ class PollBackend final : public Backend {
 
   std::error_code poll(std::vector<Readiness>& out,
                        std::optional<std::chrono::nanoseconds> timeout) noexcept override {
+    if (out.size() == out.capacity()) return std::make_error_code(std::errc::no_buffer_space);
     timespec ts{};
     if (timeout) {
       const auto ns = std::max<std::int64_t>(timeout->count(), 0);
@@ -72,23 +74,30 @@ class PollBackend final : public Backend {
     int n = ::ppoll(fds_.data(), fds_.size(), timeout ? &ts : nullptr, nullptr);
     if (n < 0)
       return errno == EINTR ? std::error_code{} : std::error_code{errno, std::generic_category()};
-    for (std::size_t i = 0; i < fds_.size() && n > 0; ++i) {
-      const pollfd& p = fds_[i];
-      if (p.revents == 0) continue;
+    for (std::size_t i = 0; i < fds_.size() && n > 0;) {
+      const pollfd p = fds_[i];
+      if (p.revents == 0) {
+        ++i;
+        continue;
+      }
       --n;
       if (out.size() == out.capacity()) break;  // level-triggered: reported again next time
       const Reg& reg = regs_[p.fd];
-      std::uint8_t bits = 0;
       if (p.revents & POLLNVAL) {
-        bits = IoEvents::kInvalid;
-      } else {
-        if (p.revents & (POLLIN | POLLPRI)) bits |= IoEvents::kReadable;
-        if (p.revents & POLLOUT) bits |= IoEvents::kWritable;
-        if (p.revents & (POLLERR | POLLHUP)) {
-          bits |= IoEvents::kHangupOrError | static_cast<std::uint8_t>(reg.interest);
-        }
+        out.push_back(Readiness{reg.token, IoEvents{IoEvents::kInvalid}});
+        // Reported once: out of the array until a modify() asks again. The last entry moves
+        // into slot i, so i is examined again (its revents are from this same call).
+        set(p.fd, Interest::none);
+        continue;
+      }
+      std::uint8_t bits = 0;
+      if (p.revents & (POLLIN | POLLPRI)) bits |= IoEvents::kReadable;
+      if (p.revents & POLLOUT) bits |= IoEvents::kWritable;
+      if (p.revents & (POLLERR | POLLHUP)) {
+        bits |= IoEvents::kHangupOrError | static_cast<std::uint8_t>(reg.interest);
       }
       out.push_back(Readiness{reg.token, IoEvents{bits}});
+      ++i;
     }
     return {};
   }

@@ -17,8 +17,9 @@
  *   sent bytes still fill the peer's queue is not woken until they are read or dropped, where
  *   poll and epoll report it writable at once.
  * - One closed fd in the sets fails the whole call with EBADF. The registered fds are then
- *   probed with fcntl(F_GETFD) and each closed one is reported once as invalid; the caller
- *   removes it, and the next wait is clean.
+ *   probed with fcntl(F_GETFD) and each closed one is reported once as invalid and taken out
+ *   of the sets (as if its interest were none), so the next wait is clean whether or not
+ *   the caller has removed it yet.
  * - Timeouts have microsecond precision, rounded up so that a wait never ends early.
  */
 #include <fcntl.h>
@@ -77,6 +78,7 @@ class SelectBackend final : public Backend {
 
   std::error_code poll(std::vector<Readiness>& out,
                        std::optional<std::chrono::nanoseconds> timeout) noexcept override {
+    if (out.size() == out.capacity()) return std::make_error_code(std::errc::no_buffer_space);
     timeval tv{};
     if (timeout) {
       const auto ns = std::max<std::int64_t>(timeout->count(), 0);
@@ -149,7 +151,7 @@ class SelectBackend final : public Backend {
   }
 
   // Finds the closed fds among those in the sets: reports each as invalid and clears it
-  // from the scratch sets.
+  // from the sets, the scratch ones included.
   void report_closed(std::vector<Readiness>& out) noexcept {
     for (int fd = 0; fd <= max_fd_ && out.size() < out.capacity(); ++fd) {
       if (regs_[fd].interest == Interest::none || ::fcntl(fd, F_GETFD) >= 0) continue;
@@ -157,6 +159,7 @@ class SelectBackend final : public Backend {
       const Word mask = Word{1} << (fd % kWordBits);
       scratch_read_[fd / kWordBits] &= ~mask;
       scratch_write_[fd / kWordBits] &= ~mask;
+      set(fd, Interest::none);  // reported once: out of the sets until a modify() asks again
     }
   }
 

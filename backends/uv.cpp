@@ -163,6 +163,7 @@ class UvBackend final : public Backend {
 
   std::error_code poll(std::vector<Readiness>& out,
                        std::optional<std::chrono::nanoseconds> timeout) noexcept override {
+    if (out.size() == out.capacity()) return std::make_error_code(std::errc::no_buffer_space);
     drop_closed();
     if (rebuild_) {
       if (auto ec = rebuild()) return ec;

@@ -440,8 +440,8 @@ std::size_t Reactor::dispatch_io() {
     IoHandler handler = std::move(slot.handler);
     IoEvents events;
     if (r.events.invalid()) {
-      // Closed behind our back: report it once and forget the fd, or it would be reported
-      // (select: EBADF, poll: POLLNVAL) on every iteration.
+      // Closed behind our back: the backend says so at most once (select, poll) or never
+      // (epoll, uv), so forget the fd now, freeing its slot, and tell the handler once.
       slot.active = false;
       ++slot.generation;
       slot.interest = Interest::none;
