@@ -127,14 +127,17 @@ def main(argv):
         "runs": runs,
     }
     data["machine_line"] = machine.one_line(data["machine"])
+    # Written before the plots too, so the figures survive whatever gnuplot does.
     output.write_json(os.path.join(args.out, "results.json"), data)
     output.write_csv(os.path.join(args.out, "results.csv"), rows)
-    try:
-        svgs = plots.draw_all(args.out, data)
-    except RuntimeError as e:
-        svgs = []
-        print(f"bench: plots failed: {e}", file=sys.stderr)
-    data["notes"].append("plots: " + (", ".join(os.path.basename(p) for p in svgs) or "none"))
+    svgs, unplotted = plots.draw_all(args.out, data)
+    data["plots"] = [os.path.basename(p) for p in svgs]
+    data["plots_failed"] = [{"plot": name, "problem": why} for name, why in unplotted]
+    data["notes"].append("plots: " + (", ".join(data["plots"]) or "none") + "".join(
+        f"; {name} not drawn: {why}" for name, why in unplotted))
+    for name, why in unplotted:
+        print(f"bench: plot {name} not drawn: {why}", file=sys.stderr)
+    output.write_json(os.path.join(args.out, "results.json"), data)
     report = output.markdown(data)
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write(report)

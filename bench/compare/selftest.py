@@ -16,7 +16,7 @@ import tempfile
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, ROOT)
 
-from bench.compare import measure, output, scenarios, servers, summary  # noqa: E402
+from bench.compare import measure, output, plots, scenarios, servers, summary  # noqa: E402
 
 failures = 0
 
@@ -62,6 +62,83 @@ def arithmetic():
           idle)
     check("connect mode counts connects",
           summary.cpu_per_op({"mode": "connect", "connects": 4, "server_cpu_us": 10}) == 2.5)
+
+
+def _svg_colour(hex_colour):
+    """How gnuplot's SVG terminal writes a colour: rgb(%3d, %3d, %3d)."""
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r:3d}, {g:3d}, {b:3d})"
+
+
+def _drawn_series(svg_path, names, keyed=True):
+    """The names whose colour shows in the SVG in at least one bar, line or point: more
+    than once when the plot has a key, since a series with no valid data leaves its key
+    sample behind."""
+    text = open(svg_path).read()
+    c = plots.colours(names)
+    return [n for n in names if text.count(_svg_colour(c[n])) >= (2 if keyed else 1)]
+
+
+def plots_draw(build):
+    """Every plot draws every series from made-up figures, each in its own colour."""
+    names = [n for n in plots.PALETTE if not n.startswith("ladder-")]
+    models = ["sync", "threading", "forking", "reactor", "pool"]
+    built = [s.name for s in servers.catalogue(build)]
+    check("palette: a colour per server, none shared",
+          len(set(plots.PALETTE.values())) == len(plots.PALETTE)
+          and all(n in plots.PALETTE for n in built)
+          and all(f"ladder-{m}" in plots.PALETTE for m in models), built)
+    check("palette: a new server gets an unused colour",
+          plots.colours(["new-one"])["new-one"] not in plots.PALETTE.values())
+    scs = scenarios.SCENARIOS
+    ladder = scenarios.ladder_scenarios(False)
+    runs = []
+    for rnd in range(2):
+        for i, name in enumerate(names):
+            for j, sc in enumerate(scs):
+                r = fake(name, sc.key, rnd, 1000 + 50 * i + 10 * j + rnd, 1000 + 100 * j)
+                r["mode"] = sc.mode
+                r["connects"] = r["messages"]
+                r["connects_per_s"] = r["messages_per_s"]
+                runs.append(r)
+            for k, sc in enumerate(ladder):
+                if i < len(models):
+                    runs.append(fake(f"ladder-{models[i]}", sc.key, rnd, 1000, 1000 * (k + 1)))
+    data = {
+        "order": names + [f"ladder-{m}" for m in models],
+        "scenarios": [dict(key=sc.key, title=sc.title, mode=sc.mode) for sc in scs],
+        "ladder": [dict(key=sc.key, conns=sc.conns) for sc in ladder],
+        "ladder_models": models,
+        "memory": [{"server": n, "status": "ok", "conns": 10000, "bytes_per_conn": 100.0 * i}
+                   for i, n in enumerate(names, 1)],
+        "summary": summary.summarise(runs),
+    }
+    with tempfile.TemporaryDirectory() as out:
+        drawn, failed = plots.draw_all(out, data)
+        got = sorted(os.path.basename(p) for p in drawn)
+        want = sorted(f"{p}.svg" for p in ("throughput", "cpu_per_message", "cpu_ratio",
+                                           "latency", "ladder", "memory"))
+        check("plots: all six drawn", got == want and not failed, (got, failed))
+        series = {"throughput": names, "cpu_per_message": names,
+                  "cpu_ratio": [n for n in names if n != summary.REFERENCE],
+                  "latency": names, "ladder": [f"ladder-{m}" for m in models],
+                  "memory": names}
+        for plot, want_names in series.items():
+            path = os.path.join(out, f"{plot}.svg")
+            if os.path.exists(path):
+                shown = _drawn_series(path, want_names, keyed=plot != "memory")
+                check(f"plot {plot}: every series drawn in its colour", shown == want_names,
+                      sorted(set(want_names) - set(shown)))
+        # A plot gnuplot draws nothing in (a numeric column written as text) is reported.
+        with open(os.path.join(out, "bad.dat"), "w") as f:
+            f.write('x "y"\n"1" "a"\n"10" "b"\n')
+        try:
+            plots._draw(out, "bad", "set terminal svg\nset output 'bad.svg'\nset logscale x\n"
+                        "plot 'bad.dat' using 1:2 with lines\n")
+            caught = False
+        except RuntimeError:
+            caught = True
+        check("plots: a plot with no valid points counts as failed", caught)
 
 
 def real_run(build):
@@ -117,6 +194,7 @@ def main():
         return 2
     build = os.path.abspath(sys.argv[1])
     arithmetic()
+    plots_draw(build)
     wrong_server(build)
     real_run(build)
     print(f"{'FAILED' if failures else 'passed'}: {failures} failed checks")
