@@ -21,7 +21,8 @@ def parse_args(argv):
     p.add_argument("--seconds", type=float, help="measured window per run")
     p.add_argument("--warmup", type=float, help="unmeasured traffic before each window")
     p.add_argument("--only", default="",
-                   help="comma-separated parts: scenario keys a-f, ladder, memory")
+                   help="comma-separated parts: scenario keys a-f (e includes e5k), ladder, "
+                        "memory")
     p.add_argument("--servers", default="",
                    help="comma-separated server names (default: all that were built)")
     return p.parse_args(argv)
@@ -64,7 +65,7 @@ def main(argv):
     if args.servers:
         names = {x.strip() for x in args.servers.split(",")}
         servers = [s for s in servers if s.name in names]
-    chosen = [sc for sc in scenarios.SCENARIOS if wanted(sc.key)]
+    chosen = [sc for sc in scenarios.scenarios(settings.full) if sc.chosen_by(wanted)]
     ladder_sc = scenarios.ladder_scenarios(settings.full) if wanted("ladder") else []
     ladder_servers = {sc.key: [dataclasses.replace(s, name=f"ladder-{s.name}")
                                for s in srv.ladder(args.build, sc.conns)] for sc in ladder_sc}
