@@ -141,6 +141,22 @@ def plots_draw(build):
         check("plots: a plot with no valid points counts as failed", caught)
 
 
+def retry_rule():
+    """Which runs are retried: starved ones only, judged within their cell."""
+    def run(server, util_s, util_c, status="ok"):
+        r = fake(server, "b", 0, 1000, status=status)
+        r.update(server_cpu_util=util_s, client_cpu_util=util_c)
+        return r
+    runs = [run("x", 0.50, 0.50), run("x", 0.30, 0.30), run("x", 0.45, 0.45),
+            run("y", 0.95, 0.20), run("y", 0.90, 0.10),   # y's server kept its CPU busy
+            run("z", 0.20, 0.20), run("z", 0.19, 0.19),   # z loaded evenly: nothing to gain
+            run("w", 0.60, 0.60), run("w", 0.10, 0.10, status="failed")]
+    check("retry: a run busy under 3/4 of its cell's best is retried, only it",
+          summary.starved(runs) == [1], summary.starved(runs))
+    check("retry: busy adds both processes' shares", summary.busy(runs[0]) == 1.0)
+    check("retry: no client figure, no verdict", summary.busy({"status": "ok"}) is None)
+
+
 def real_run(build):
     with tempfile.TemporaryDirectory() as out:
         argv = [sys.executable, "-m", "bench.compare", "--build", build, "--out", out,
@@ -164,6 +180,13 @@ def real_run(build):
         check("every run verified bytes", all(r.get("messages", 0) > 0 or r.get("connects", 0) > 0
                                               for r in data["runs"]))
         check("machine recorded", data["machine"]["kernel"] and data["machine"]["packages"])
+        retried = data.get("retried", {})
+        check("retries counted in results.json",
+              retried.get("of") == len(data["runs"]) and retried.get("attempts", -1)
+              >= retried.get("runs", 0) == sum(1 for r in data["runs"] if r.get("retries")),
+              retried)
+        check("and in the report", f"{retried.get('runs')} of {retried.get('of')} runs retried"
+              in report)
         rows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
         check("csv rows", len(rows) == 9, len(rows))
         check("csv ratio of the reference is 1",
@@ -215,6 +238,7 @@ def main():
     build = os.path.abspath(sys.argv[1])
     arithmetic()
     plots_draw(build)
+    retry_rule()
     select_at_scale(build)
     wrong_server(build)
     real_run(build)
