@@ -61,11 +61,14 @@ def _attempt(r):
 
 def retry_starved(build, plan, runs, settings, cpus, logs, progress):
     """Measures again, after all rounds, the runs whose CPUs the machine took (see
-    summary.starved), at most summary.MAX_RETRIES times each; a run keeps its busiest
-    attempt. runs[i] is plan[i]'s result. Returns the counts for the report."""
+    summary.starved), at most summary.MAX_RETRIES times each and summary.RETRY_SHARE of
+    the runs in all, the most starved first; a run keeps its busiest attempt. runs[i] is
+    plan[i]'s result. Returns the counts for the report."""
     attempts = 0
+    budget = int(len(runs) * summary.RETRY_SHARE)
     for n in range(1, summary.MAX_RETRIES + 1):
         todo = [i for i in summary.starved(runs) if runs[i].get("retries", 0) == n - 1]
+        todo = todo[:budget - attempts]
         if not todo:
             break
         progress.total += len(todo)
@@ -85,7 +88,7 @@ def retry_starved(build, plan, runs, settings, cpus, logs, progress):
                           f"{brief(new)}")
     return {"runs": sum(1 for r in runs if r.get("retries")), "attempts": attempts,
             "still_starved": len(summary.starved(runs)), "of": len(runs),
-            "max_retries": summary.MAX_RETRIES,
+            "max_retries": summary.MAX_RETRIES, "budget": budget,
             "criterion": f"both processes under {summary.BUSY_ENOUGH:g} of a CPU and, added, "
                          f"under {summary.STARVED_SHARE:g} of the busiest run of the cell"}
 
@@ -154,7 +157,8 @@ def main(argv):
                   f"{settings.warmup:g} s warm-up then a {settings.seconds:g} s window per run; "
                   "a fresh server process per run",
                   f"{retried['runs']} of {retried['of']} runs retried ({retried['attempts']} "
-                  f"attempts, at most {retried['max_retries']} per run; "
+                  f"attempts, at most {retried['max_retries']} per run and "
+                  f"{retried['budget']} in all; "
                   f"{retried['still_starved']} still starved): a run is retried when "
                   f"{retried['criterion']}"],
         "retried": retried,

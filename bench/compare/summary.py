@@ -44,6 +44,11 @@ def usable(result):
 BUSY_ENOUGH = 0.8    # a process at least this busy kept its CPU: the run is never retried
 STARVED_SHARE = 0.75  # busy under this fraction of the cell's busiest run: the CPU was taken
 MAX_RETRIES = 2       # attempts after the first, per run
+# Retries in all, as a share of the runs: the most starved go first. When the load lasts
+# longer than the rounds (a neighbour compiling for minutes), retries meet the same load
+# and gain little; a quick run on such a machine retried a third of its runs twice, took
+# 65% longer and left most of them as starved as before.
+RETRY_SHARE = 0.2
 
 
 def busy(result):
@@ -56,7 +61,8 @@ def busy(result):
 
 
 def starved(runs):
-    """Indexes of the usable runs whose CPUs something else took: neither process kept its
+    """Indexes of the usable runs whose CPUs something else took, the most starved (the
+    lowest share of their cell's best) first: neither process kept its
     CPU busy (both under BUSY_ENOUGH), and together they were busy less than STARVED_SHARE
     of the busiest run of the same (server, scenario). The same workload keeps the same
     share, so a lower one is the machine's doing; comparing within the cell keeps a
@@ -75,9 +81,10 @@ def starved(runs):
             continue
         if max(r.get("server_cpu_util") or 0, r["client_cpu_util"]) >= BUSY_ENOUGH:
             continue
-        if b < STARVED_SHARE * best[(r["server"], r["scenario"])]:
-            out.append(i)
-    return out
+        share = b / best[(r["server"], r["scenario"])]
+        if share < STARVED_SHARE:
+            out.append((share, i))
+    return [i for _, i in sorted(out)]
 
 
 def by_cell(runs):
