@@ -89,8 +89,9 @@ def retry_starved(build, plan, runs, settings, cpus, logs, progress):
     return {"runs": sum(1 for r in runs if r.get("retries")), "attempts": attempts,
             "still_starved": len(summary.starved(runs)), "of": len(runs),
             "max_retries": summary.MAX_RETRIES, "budget": budget,
-            "criterion": f"both processes under {summary.BUSY_ENOUGH:g} of a CPU and, added, "
-                         f"under {summary.STARVED_SHARE:g} of the busiest run of the cell"}
+            "criterion": f"each process used under {summary.BUSY_ENOUGH:g} of a CPU and both, "
+                         f"added, under {summary.STARVED_SHARE:g} of what the busiest run of "
+                         "the same server and scenario used"}
 
 
 def main(argv):

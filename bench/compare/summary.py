@@ -37,10 +37,10 @@ def usable(result):
 
 
 # A run is retried when the machine took its CPUs (see starved()). The figures behind these,
-# from quick runs on a 2-CPU machine shared with compilers: both processes' shares fell to
-# 0.1-0.25 of a CPU; within one cell the busy share (both added) of the rounds differed by
-# up to 1.4x, and in every cell where it fell under 3/4 of the best, that run was also the
-# slow one (1.3-1.8x fewer messages/s). A process that keeps its CPU busy shows near 1.
+# from quick runs on a 2-CPU machine shared with compilers: each process got 0.1-0.5 of a
+# CPU; within one cell the busy share (both added) of the rounds differed by up to 2.5x,
+# and in the cells where it fell under 3/4 of the best, that run was also the slow one
+# (1.3-4x fewer messages/s). A process that keeps its CPU busy shows near 1.
 BUSY_ENOUGH = 0.8    # a process at least this busy kept its CPU: the run is never retried
 STARVED_SHARE = 0.75  # busy under this fraction of the cell's busiest run: the CPU was taken
 MAX_RETRIES = 2       # attempts after the first, per run
