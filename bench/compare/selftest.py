@@ -196,10 +196,14 @@ def real_run(build):
         check("csv ratio of the reference is 1",
               all(float(r["ratio_to_ref_epoll"]) == 1 for r in rows if r["server"] == "ref-epoll"))
         if subprocess.run(["sh", "-c", "command -v gnuplot"], capture_output=True).returncode == 0:
-            for svg in ("throughput.svg", "cpu_per_message.svg", "latency.svg"):
+            for svg in ("cpu_ratio.svg", "throughput.svg", "cpu_per_message.svg",
+                        "latency.svg"):
                 path = os.path.join(out, svg)
                 ok = os.path.exists(path) and "<svg" in open(path).read(4096)
                 check(f"plot {svg}", ok)
+            check("the report names the plots drawn, and none failed",
+                  "- plots: cpu_ratio.svg, throughput.svg, cpu_per_message.svg, latency.svg\n"
+                  in report and not data.get("plots_failed"), data.get("plots_failed"))
 
 
 def select_at_scale(build):
