@@ -22,9 +22,12 @@ def _cell(sp, digits=1, ranged=True):
 
 
 def _status(row):
-    if row["failed_rounds"] == 0:
-        return ""
-    return f"{row['failed_rounds']}/{row['rounds']} rounds: {row['problem'][:60]}"
+    notes = []
+    if row.get("retried"):
+        notes.append(f"{row['retried']} retried")
+    if row["failed_rounds"]:
+        notes.append(f"{row['failed_rounds']}/{row['rounds']} rounds: {row['problem'][:60]}")
+    return "; ".join(notes)
 
 
 def markdown(data):
@@ -103,7 +106,7 @@ def markdown(data):
     return "\n".join(lines) + "\n"
 
 
-CSV_FIELDS = ["server", "kind", "scenario", "rounds", "failed_rounds", "errors",
+CSV_FIELDS = ["server", "kind", "scenario", "rounds", "failed_rounds", "retried", "errors",
               "rate_median", "rate_min", "rate_max", "p50_us", "p99_us",
               "cpu_us_per_op_median", "cpu_us_per_op_min", "cpu_us_per_op_max",
               "ratio_to_ref_epoll", "problem"]
@@ -117,7 +120,7 @@ def write_csv(path, rows):
         w.writerow(CSV_FIELDS)
         for r in rows:
             w.writerow([r["server"], r["kind"], r["scenario"], r["rounds"], r["failed_rounds"],
-                        r["errors"], med(r["rate"]), med(r["rate"], "min"),
+                        r.get("retried", 0), r["errors"], med(r["rate"]), med(r["rate"], "min"),
                         med(r["rate"], "max"), med(r["p50_us"]), med(r["p99_us"]),
                         med(r["cpu_us_per_op"]), med(r["cpu_us_per_op"], "min"),
                         med(r["cpu_us_per_op"], "max"), med(r["ratio_to_ref_epoll"]),

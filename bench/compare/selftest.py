@@ -16,7 +16,7 @@ import tempfile
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, ROOT)
 
-from bench.compare import measure, output, scenarios, servers, summary  # noqa: E402
+from bench.compare import measure, output, plots, scenarios, servers, summary  # noqa: E402
 
 failures = 0
 
@@ -64,6 +64,102 @@ def arithmetic():
           summary.cpu_per_op({"mode": "connect", "connects": 4, "server_cpu_us": 10}) == 2.5)
 
 
+def _svg_colour(hex_colour):
+    """How gnuplot's SVG terminal writes a colour: rgb(%3d, %3d, %3d)."""
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r:3d}, {g:3d}, {b:3d})"
+
+
+def _drawn_series(svg_path, names, keyed=True):
+    """The names whose colour shows in the SVG in at least one bar, line or point: more
+    than once when the plot has a key, since a series with no valid data leaves its key
+    sample behind."""
+    text = open(svg_path).read()
+    c = plots.colours(names)
+    return [n for n in names if text.count(_svg_colour(c[n])) >= (2 if keyed else 1)]
+
+
+def plots_draw(build):
+    """Every plot draws every series from made-up figures, each in its own colour."""
+    names = [n for n in plots.PALETTE if not n.startswith("ladder-")]
+    models = ["sync", "threading", "forking", "reactor", "pool"]
+    built = [s.name for s in servers.catalogue(build)]
+    check("palette: a colour per server, none shared",
+          len(set(plots.PALETTE.values())) == len(plots.PALETTE)
+          and all(n in plots.PALETTE for n in built)
+          and all(f"ladder-{m}" in plots.PALETTE for m in models), built)
+    check("palette: a new server gets an unused colour",
+          plots.colours(["new-one"])["new-one"] not in plots.PALETTE.values())
+    scs = scenarios.scenarios(False)
+    ladder = scenarios.ladder_scenarios(False)
+    runs = []
+    for rnd in range(2):
+        for i, name in enumerate(names):
+            for j, sc in enumerate(scs):
+                r = fake(name, sc.key, rnd, 1000 + 50 * i + 10 * j + rnd, 1000 + 100 * j)
+                r["mode"] = sc.mode
+                r["connects"] = r["messages"]
+                r["connects_per_s"] = r["messages_per_s"]
+                runs.append(r)
+            for k, sc in enumerate(ladder):
+                if i < len(models):
+                    runs.append(fake(f"ladder-{models[i]}", sc.key, rnd, 1000, 1000 * (k + 1)))
+    data = {
+        "order": names + [f"ladder-{m}" for m in models],
+        "scenarios": [dict(key=sc.key, title=sc.title, mode=sc.mode) for sc in scs],
+        "ladder": [dict(key=sc.key, conns=sc.conns) for sc in ladder],
+        "ladder_models": models,
+        "memory": [{"server": n, "status": "ok", "conns": 10000, "bytes_per_conn": 100.0 * i}
+                   for i, n in enumerate(names, 1)],
+        "summary": summary.summarise(runs),
+    }
+    with tempfile.TemporaryDirectory() as out:
+        drawn, failed = plots.draw_all(out, data)
+        got = sorted(os.path.basename(p) for p in drawn)
+        want = sorted(f"{p}.svg" for p in ("throughput", "cpu_per_message", "cpu_ratio",
+                                           "latency", "ladder", "memory"))
+        check("plots: all six drawn", got == want and not failed, (got, failed))
+        series = {"throughput": names, "cpu_per_message": names,
+                  "cpu_ratio": [n for n in names if n != summary.REFERENCE],
+                  "latency": names, "ladder": [f"ladder-{m}" for m in models],
+                  "memory": names}
+        for plot, want_names in series.items():
+            path = os.path.join(out, f"{plot}.svg")
+            if os.path.exists(path):
+                shown = _drawn_series(path, want_names, keyed=plot != "memory")
+                check(f"plot {plot}: every series drawn in its colour", shown == want_names,
+                      sorted(set(want_names) - set(shown)))
+        # A plot gnuplot draws nothing in (a numeric column written as text) is reported.
+        with open(os.path.join(out, "bad.dat"), "w") as f:
+            f.write('x "y"\n"1" "a"\n"10" "b"\n')
+        try:
+            plots._draw(out, "bad", "set terminal svg\nset output 'bad.svg'\nset logscale x\n"
+                        "plot 'bad.dat' using 1:2 with lines\n")
+            caught = False
+        except RuntimeError:
+            caught = True
+        check("plots: a plot with no valid points counts as failed", caught)
+
+
+def retry_rule():
+    """Which runs are retried: starved ones only, judged within their cell."""
+    def run(server, util_s, util_c, status="ok"):
+        r = fake(server, "b", 0, 1000, status=status)
+        r.update(server_cpu_util=util_s, client_cpu_util=util_c)
+        return r
+    runs = [run("x", 0.50, 0.50), run("x", 0.30, 0.30), run("x", 0.45, 0.45),
+            run("y", 0.95, 0.20), run("y", 0.90, 0.10),   # y's server kept its CPU busy
+            run("z", 0.20, 0.20), run("z", 0.19, 0.19),   # z loaded evenly: nothing to gain
+            run("w", 0.60, 0.60), run("w", 0.10, 0.10, status="failed")]
+    check("retry: a run busy under 3/4 of its cell's best is retried, only it",
+          summary.starved(runs) == [1], summary.starved(runs))
+    runs.append(run("x", 0.10, 0.10))
+    check("retry: the most starved first", summary.starved(runs) == [9, 1],
+          summary.starved(runs))
+    check("retry: busy adds both processes' shares", summary.busy(runs[0]) == 1.0)
+    check("retry: no client figure, no verdict", summary.busy({"status": "ok"}) is None)
+
+
 def real_run(build):
     with tempfile.TemporaryDirectory() as out:
         argv = [sys.executable, "-m", "bench.compare", "--build", build, "--out", out,
@@ -76,25 +172,57 @@ def real_run(build):
         for heading in ("## (b) 100 conns, 64 B", "## (d) 50 active + 5,000 idle",
                         "## (f) connects/s", "## Targets"):
             check(f"report has {heading!r}", heading in report)
-        check("select marked n/a in (d)",
-              "| ours-select | n/a |" in report.split("## (d)")[1].split("##")[0])
+        d = report.split("## (d)")[1].split("##")[0]
+        check("our select backend measured in (d), past FD_SETSIZE",
+              "| ours-select |" in d and "| ours-select | n/a |" not in d, d)
         data = json.load(open(os.path.join(out, "results.json")))
-        # (b) and (f): 3 servers; (d): 2 (select cannot); 2 rounds each.
-        check("every run recorded", len(data["runs"]) == 2 * (3 + 2 + 3), len(data["runs"]))
+        # (b), (d) and (f): 3 servers, 2 rounds each.
+        check("every run recorded", len(data["runs"]) == 2 * (3 + 3 + 3), len(data["runs"]))
         check("every run ok", all(r["status"] == "ok" for r in data["runs"]),
               [r.get("problem") for r in data["runs"] if r["status"] != "ok"])
         check("every run verified bytes", all(r.get("messages", 0) > 0 or r.get("connects", 0) > 0
                                               for r in data["runs"]))
         check("machine recorded", data["machine"]["kernel"] and data["machine"]["packages"])
+        retried = data.get("retried", {})
+        check("retries counted in results.json",
+              retried.get("of") == len(data["runs"])
+              and retried.get("budget", -1) >= retried.get("attempts", -1)
+              >= retried.get("runs", 0) == sum(1 for r in data["runs"] if r.get("retries")),
+              retried)
+        check("and in the report", f"{retried.get('runs')} of {retried.get('of')} runs retried"
+              in report)
         rows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
-        check("csv rows", len(rows) == 8, len(rows))
+        check("csv rows", len(rows) == 9, len(rows))
         check("csv ratio of the reference is 1",
               all(float(r["ratio_to_ref_epoll"]) == 1 for r in rows if r["server"] == "ref-epoll"))
         if subprocess.run(["sh", "-c", "command -v gnuplot"], capture_output=True).returncode == 0:
-            for svg in ("throughput.svg", "cpu_per_message.svg", "latency.svg"):
+            for svg in ("cpu_ratio.svg", "throughput.svg", "cpu_per_message.svg",
+                        "latency.svg"):
                 path = os.path.join(out, svg)
                 ok = os.path.exists(path) and "<svg" in open(path).read(4096)
                 check(f"plot {svg}", ok)
+            check("the report names the plots drawn, and none failed",
+                  "- plots: cpu_ratio.svg, throughput.svg, cpu_per_message.svg, latency.svg\n"
+                  in report and not data.get("plots_failed"), data.get("plots_failed"))
+
+
+def select_at_scale(build):
+    """Only the select reference, with its plain fd_set, sits out the large scenarios."""
+    by_name = {s.name: s for s in servers.catalogue(build)}
+    big = [sc for sc in scenarios.scenarios(True) if sc.descriptors > servers.FD_SETSIZE]
+    check("large scenarios: (d) and (e) at 5,000 and 10,000",
+          [sc.key for sc in big] == ["d", "e5k", "e10k"], [sc.key for sc in big])
+    check("the quick run has (e) at 5,000 but not 10,000",
+          [sc.key for sc in scenarios.scenarios(False) if sc.part == "e"] == ["e5k"])
+    check("--only e picks (e)'s larger counts too",
+          [sc.key for sc in scenarios.scenarios(True) if sc.chosen_by(lambda p: p == "e")]
+          == ["e", "e5k", "e10k"])
+    if "ours-select" in by_name and "ref-select" in by_name:
+        check("ours-select takes every scenario",
+              all(by_name["ours-select"].fits(sc.descriptors) for sc in big)
+              and by_name["ours-select"].fits(scenarios.IDLE_MEMORY_CONNS))
+        check("ref-select takes none past FD_SETSIZE",
+              not any(by_name["ref-select"].fits(sc.descriptors) for sc in big))
 
 
 def wrong_server(build):
@@ -117,6 +245,9 @@ def main():
         return 2
     build = os.path.abspath(sys.argv[1])
     arithmetic()
+    plots_draw(build)
+    retry_rule()
+    select_at_scale(build)
     wrong_server(build)
     real_run(build)
     print(f"{'FAILED' if failures else 'passed'}: {failures} failed checks")

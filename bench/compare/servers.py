@@ -8,8 +8,10 @@ import signal
 import subprocess
 import time
 
-# select(2) cannot watch a descriptor >= FD_SETSIZE; both our select backend and the select
-# reference refuse them, so scenarios above ~1,000 descriptors do not apply to them.
+# The hand-written select reference uses a plain fd_set, which cannot hold a descriptor
+# >= FD_SETSIZE, so scenarios above ~1,000 descriptors do not apply to it. Our select
+# backend sizes its own sets and takes any descriptor: it runs everywhere, which is how
+# "select at scale" gets measured.
 FD_SETSIZE = 1024
 
 
@@ -34,7 +36,7 @@ def catalogue(build):
     ours = lambda backend, ref, target: Server(
         f"ours-{backend}", "ours",
         (serve, "echo", "--bind", "{bind}", "--model", "reactor", "--backend", backend),
-        FD_SETSIZE if backend == "select" else 0, ref, target)
+        0, ref, target)
     servers = [
         ours("epoll", "ref-epoll", 1.05),
         ours("uv", "libuv", 1.05),
