@@ -132,7 +132,7 @@ class EventSession final : public EventHandler {
   }
 
   // The queue fell back to the low watermark: read again (see answer()).
-  void on_writable(Connection& c) override { c.resume_reading(); }
+  void on_low_watermark(Connection& c) override { c.resume_reading(); }
 
  private:
   void answer(Connection& c, std::string_view unit) {
