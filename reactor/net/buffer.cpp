@@ -255,13 +255,15 @@ bool Buffer::valid() const noexcept {
          (data_ == nullptr) == (capacity_ == 0) && (read_pos_ != write_pos_ || read_pos_ == 0);
 }
 
-std::optional<std::string> LineReader::next(Buffer& in, std::error_code& ec) {
-  if (failed_) {
-    ec = std::make_error_code(std::errc::message_size);
-    return std::nullopt;
-  }
+std::string_view LineReader::fail(std::error_code& ec) noexcept {
+  failed_ = true;
+  ec = std::make_error_code(std::errc::message_size);
+  return {};
+}
+
+std::string_view LineReader::peek(std::string_view v, std::error_code& ec) noexcept {
   ec.clear();
-  const std::string_view v = in.view();
+  if (failed_) return fail(ec);
   // Someone consumed behind our back: what we scanned is gone, start again.
   if (scanned_ > v.size()) scanned_ = 0;
 
@@ -273,25 +275,47 @@ std::optional<std::string> LineReader::next(Buffer& in, std::error_code& ec) {
     // every other buffered byte is certainly part of the line.
     std::size_t certain = v.size();
     if (certain != 0 && v.back() == '\r') --certain;
-    if (certain > max_line_) {
-      failed_ = true;
-      ec = std::make_error_code(std::errc::message_size);
-    }
-    return std::nullopt;
+    if (certain > max_line_) return fail(ec);
+    return {};
   }
 
   const auto end = static_cast<std::size_t>(static_cast<const char*>(hit) - v.data());
   std::size_t length = end;
   if (length != 0 && v[length - 1] == '\r') --length;
-  if (length > max_line_) {
-    failed_ = true;
-    ec = std::make_error_code(std::errc::message_size);
-    return std::nullopt;
-  }
-  std::optional<std::string> line(std::in_place, v.data(), length);
-  (void)in.consume(end + 1);
+  if (length > max_line_) return fail(ec);
+  scanned_ = 0;  // the caller consumes this line; the next scan starts after it
+  return v.substr(0, end + 1);
+}
+
+std::string_view LineReader::peek_at_eof(std::string_view v, std::error_code& ec) noexcept {
+  const std::string_view line = peek(v, ec);
+  if (ec || !line.empty() || v.empty()) return line;
+  if (v.size() > max_line_) return fail(ec);
   scanned_ = 0;
+  return v;
+}
+
+std::string_view LineReader::strip(std::string_view line) noexcept {
+  if (line.ends_with('\n')) {
+    line.remove_suffix(1);
+    if (line.ends_with('\r')) line.remove_suffix(1);
+  }
   return line;
+}
+
+std::optional<std::string> LineReader::take(Buffer& in, std::string_view line) {
+  if (line.empty()) return std::nullopt;
+  std::optional<std::string> out(std::in_place, strip(line));
+  (void)in.consume(line.size());
+  return out;
+}
+
+std::optional<std::string> LineReader::next(Buffer& in, std::error_code& ec) {
+  return take(in, peek(in, ec));
+}
+
+std::optional<std::string> LineReader::next_at_eof(Buffer& in, std::error_code& ec) {
+  return take(in, peek_at_eof(in, ec));
 }
 
 }  // namespace reactor

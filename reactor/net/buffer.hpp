@@ -111,21 +111,56 @@ class Buffer {
   std::size_t max_size_;
 };
 
-/// Splits a byte stream into lines, with a cap on line length. A line ends at '\n'; a '\r'
-/// just before it is dropped (CRLF and LF both end lines; a lone '\r' or a NUL is an
-/// ordinary byte). Used on a connection's input buffer:
+/// Splits a byte stream into lines, with a cap on line length: the library's one line splitter
+/// (BlockingStream::read_line() and reactor-serve's line services use it too). A line ends at
+/// '\n'; a '\r' just before it belongs to the terminator (CRLF and LF both end lines; a lone
+/// '\r' or a NUL is an ordinary byte). The cap counts a line's bytes without its terminator,
+/// so a reader holds at most max_line + 2 bytes of one line before it knows.
 ///
 ///   while (auto line = reader.next(buffer, ec)) handle(*line);   // copies out each line
+///
+///   std::string_view line;                                       // no copy: a view of the
+///   while (!(line = reader.peek(buffer, ec)).empty()) {          // line, terminator included
+///     handle(line);
+///     buffer.consume(line.size());
+///   }
 ///   if (ec) close the connection: the peer sent a line longer than the limit.
+///
+/// At end of stream, the *_at_eof calls also return a last line that lacks its '\n'.
+/// Thread rule: none; a LineReader is a value.
 class LineReader {
  public:
-  explicit LineReader(std::size_t max_line = 64 * 1024) noexcept : max_line_(max_line) {}
-  /// Only the reader may consume from `in` between calls (or call reset() after touching it):
-  /// it remembers how far it has scanned.
-  /// The next complete line (without its terminator), consumed from `in`; nullopt when no
-  /// complete line is buffered yet. EMSGSIZE when more than max_line bytes arrive
-  /// without a newline: the reader then refuses further lines until reset().
+  static constexpr std::size_t kDefaultMaxLine = 64 * 1024;
+
+  explicit LineReader(std::size_t max_line = kDefaultMaxLine) noexcept : max_line_(max_line) {}
+
+  /// The next complete line at the front of `bytes`, as a view of it that includes the
+  /// terminator; empty when no complete line is there yet. Nothing is consumed: drop
+  /// line.size() bytes from the front before the next call, and let nothing else consume in
+  /// between (or call reset()): the reader remembers how far it has scanned. EMSGSIZE (and an
+  /// empty view) as soon as the line is certain to be longer than max_line: the reader then
+  /// refuses further lines until reset().
+  std::string_view peek(std::string_view bytes, std::error_code& ec) noexcept;
+  std::string_view peek(const Buffer& in, std::error_code& ec) noexcept {
+    return peek(in.view(), ec);
+  }
+  /// As peek(), for when no more bytes will come: if `bytes` holds no complete line, all of it
+  /// is the last line (no terminator; a '\r' at its end is an ordinary byte). Empty only when
+  /// `bytes` is empty or on error.
+  std::string_view peek_at_eof(std::string_view bytes, std::error_code& ec) noexcept;
+  std::string_view peek_at_eof(const Buffer& in, std::error_code& ec) noexcept {
+    return peek_at_eof(in.view(), ec);
+  }
+
+  /// The next complete line (without its terminator), copied out and consumed from `in`;
+  /// nullopt when no complete line is buffered yet, and on error (as peek()).
   std::optional<std::string> next(Buffer& in, std::error_code& ec);
+  /// As next(), with peek_at_eof()'s rule for the last line.
+  std::optional<std::string> next_at_eof(Buffer& in, std::error_code& ec);
+
+  /// `line` (as peek() returns it) without its terminator ("\n" or "\r\n").
+  static std::string_view strip(std::string_view line) noexcept;
+
   std::size_t max_line() const noexcept { return max_line_; }
   void reset() noexcept {
     failed_ = false;
@@ -133,8 +168,11 @@ class LineReader {
   }
 
  private:
+  std::string_view fail(std::error_code& ec) noexcept;
+  std::optional<std::string> take(Buffer& in, std::string_view line);
+
   std::size_t max_line_;
-  std::size_t scanned_ = 0;  // bytes of `in` already known to hold no '\n'
+  std::size_t scanned_ = 0;  // bytes at the front already known to hold no '\n'
   bool failed_ = false;
 };
 

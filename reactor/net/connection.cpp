@@ -143,6 +143,10 @@ void Connection::handle_eof() {
     update_interest();
     return;
   }
+  if (write_shut_) {  // we shut down writing before: both directions are finished
+    teardown(CloseReason::eof, {});
+    return;
+  }
   if (on_eof_) {
     update_interest();
     invoke(on_eof_, *this);

@@ -100,7 +100,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
   /// The peer shut down its writing side. If set, the connection stays open (you may still
   /// send, then shutdown() or close()); if not set, queued output is flushed and the
-  /// connection closes with CloseReason::eof.
+  /// connection closes with CloseReason::eof. After our own shutdown() it is not called: both
+  /// directions are finished and the connection closes with CloseReason::eof.
   void on_eof(Handler h) {
     REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_eof()");
     on_eof_ = std::move(h);

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdint>
 
 #include "reactor/core/backend.hpp"
 
@@ -90,34 +91,25 @@ std::error_code BlockingStream::fill(std::size_t want_more) {
 
 std::optional<std::string> BlockingStream::read_line(std::error_code& ec) {
   ec.clear();
-  std::size_t scanned = 0;
+  // A reader per call: read() and read_some() consume from the same buffer between calls. It
+  // also checks a line that read() buffered, or that was buffered before set_max_line().
+  LineReader reader(max_line_);
+  // The most a line may hold with its terminator; past it the reader has failed.
+  const std::size_t most = max_line_ > SIZE_MAX - 2 ? SIZE_MAX : max_line_ + 2;
   for (;;) {
-    if (auto pos = input_.find("\n", scanned); pos != Buffer::npos) {
-      // A line may have been buffered by read() or before set_max_line() lowered the cap.
-      if (pos + 1 > max_line_) {
-        ec = std::make_error_code(std::errc::message_size);
-        return std::nullopt;
-      }
-      std::string line(input_.view().substr(0, pos + 1));
-      input_.consume(pos + 1);
-      return line;
+    const std::string_view line = eof_ ? reader.peek_at_eof(input_, ec) : reader.peek(input_, ec);
+    if (ec) return std::nullopt;
+    if (!line.empty()) {
+      std::string out(line);
+      input_.consume(line.size());
+      return out;
     }
-    scanned = input_.size();
-    if (eof_) {
-      if (input_.empty()) return std::nullopt;
-      if (input_.size() > max_line_) {
-        ec = std::make_error_code(std::errc::message_size);
-        return std::nullopt;
-      }
-      std::string rest(input_.view());
-      input_.clear();
-      return rest;
-    }
-    if (input_.size() >= max_line_) {
+    if (eof_) return std::nullopt;
+    if (input_.size() >= most) {  // cannot happen: the reader fails first
       ec = std::make_error_code(std::errc::message_size);
       return std::nullopt;
     }
-    if ((ec = fill(max_line_ - input_.size()))) return std::nullopt;
+    if ((ec = fill(most - input_.size()))) return std::nullopt;
   }
 }
 

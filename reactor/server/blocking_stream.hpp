@@ -8,8 +8,9 @@
 ///   A timed-out wait fails with errc::timed_out, a cancelled one with
 ///   errc::operation_canceled; neither loses buffered input.
 /// - Signals never break an operation: EINTR is retried and the remaining time waited.
-/// - read_line() is capped (max_line): a longer line fails with errc::message_size, and
-///   read_line() itself never buffers more than the cap (read(n) buffers what it is asked).
+/// - read_line() is capped (max_line, counted without the terminator, as LineReader counts:
+///   read_line() splits with it): a longer line fails with errc::message_size, and read_line()
+///   itself never buffers more than the cap and a CRLF (read(n) buffers what it is asked).
 /// - write() buffers; flush() (and a full buffer) writes everything out. SIGPIPE is never
 ///   raised; a vanished peer is errc::broken_pipe or errc::connection_reset.
 /// - Each operation has a throwing form (std::system_error, for handler code written the
@@ -34,7 +35,7 @@ class Backend;
 
 class BlockingStream {
  public:
-  static constexpr std::size_t kDefaultMaxLine = 64 * 1024;
+  static constexpr std::size_t kDefaultMaxLine = LineReader::kDefaultMaxLine;
 
   /// Takes a connected stream socket (made non-blocking if it is not). `cancel_fd`, if not
   /// -1, is an fd that becomes readable to cancel every wait (the stream does not own it).

@@ -5,8 +5,9 @@
 /// - StreamRequestHandler: blocking, setup() / handle() / finish(), for the sync, threading
 ///   and forking models. A new handler per connection. finish() runs even when handle()
 ///   throws; the server then flushes the stream and closes the connection.
-/// - EventHandler: callbacks on one loop, for the reactor and pool models. A new handler per
-///   connection, destroyed after on_close.
+/// - EventHandler: callbacks on one loop, for the reactor and pool models (connect, data,
+///   high and low watermark, end of input, close). A new handler per connection, destroyed
+///   after on_close.
 /// - DatagramHandler: one call per datagram, the packet in, the reply out, for every model.
 /// - StreamService bundles the two stream kinds, so one service (reactor-serve's) can run
 ///   on every model; a server needs only the kind its model uses.
@@ -58,16 +59,39 @@ using StreamHandlerFactory = std::function<std::unique_ptr<StreamRequestHandler>
 ///   stream_handler([](BlockingStream& s, const Address& client) { ... })
 StreamHandlerFactory stream_handler(std::function<void(BlockingStream&, const Address&)> fn);
 
+/// Callbacks on one loop for one connection (the reactor and pool models): the only API a
+/// handler needs, so that it never sets the Connection's own callbacks (the server owns them).
+/// Every call comes from the connection's loop thread, never from inside one of your calls
+/// into the Connection. A throwing callback: see the file comment.
+///
+/// Flow control is on by default: when queued output reaches the high watermark
+/// (Connection::Options::high_watermark) the default on_high_watermark stops reading from the
+/// peer, and the default on_low_watermark resumes when the queue falls back to the low one.
+/// A peer that sends without reading thus stops being read instead of growing our queue to
+/// the output cap (which would close it with CloseReason::limit). A handler that produces on
+/// its own (not in answer to input) overrides both to pause and resume itself; override both
+/// or neither (or call the base class from yours).
 class EventHandler {
  public:
   virtual ~EventHandler() = default;
   /// The connection is open and reading; send a greeting here, or close.
   virtual void on_connect(Connection&) {}
-  /// Bytes arrived in `input`; consume what you use.
+  /// Bytes arrived in `input`; consume what you use. What you leave stays in `input` for the
+  /// next call (and for on_eof).
   virtual void on_data(Connection& connection, Buffer& input) = 0;
-  /// Queued output fell to the low watermark (after having passed the high one).
-  virtual void on_writable(Connection&) {}
-  /// Last call, exactly once.
+  /// Queued output reached the high watermark: the peer reads slower than we send. Runs once
+  /// per crossing, from the loop. Default: pause_reading().
+  virtual void on_high_watermark(Connection& connection) { connection.pause_reading(); }
+  /// Queued output fell back to the low watermark after on_high_watermark: produce again.
+  /// Default: resume_reading().
+  virtual void on_low_watermark(Connection& connection) { connection.resume_reading(); }
+  /// The peer finished sending (it shut down its writing side); `input` holds what on_data
+  /// left. The connection stays open for sending until you close() or shutdown() it.
+  /// Default: shutdown(), so that queued output is flushed and then the connection closes
+  /// with CloseReason::eof (as a Connection does without an on_eof callback).
+  virtual void on_eof(Connection& connection, Buffer& /*input*/) { connection.shutdown(); }
+  /// Last call, exactly once, whatever closed the connection (the peer, a limit, a timeout,
+  /// you, or the server's close); the handler is destroyed after it.
   virtual void on_close(Connection&, CloseReason, std::error_code) {}
 };
 

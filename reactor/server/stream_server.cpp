@@ -270,8 +270,11 @@ class StreamServerImpl {
     Session* s = session.get();
     c.on_data(
         [this, s](Connection& c, Buffer& in) { guard(*s, [&] { s->handler->on_data(c, in); }); });
+    c.on_high_watermark(
+        [this, s](Connection& c) { guard(*s, [&] { s->handler->on_high_watermark(c); }); });
     c.on_low_watermark(
-        [this, s](Connection& c) { guard(*s, [&] { s->handler->on_writable(c); }); });
+        [this, s](Connection& c) { guard(*s, [&] { s->handler->on_low_watermark(c); }); });
+    c.on_eof([this, s](Connection& c) { guard(*s, [&] { s->handler->on_eof(c, c.input()); }); });
     c.on_close([this, w, s](Connection& c, CloseReason reason, std::error_code ec) {
       if (!s->failed) {
         guard(*s, [&] { s->handler->on_close(c, reason, ec); });

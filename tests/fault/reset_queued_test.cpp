@@ -198,7 +198,7 @@ class FloodHandler : public EventHandler {
     c.send(in.view());
     in.consume(in.size());
   }
-  void on_writable(Connection&) override {
+  void on_low_watermark(Connection&) override {
     if (closed_) ++seen_.calls_after_close;
   }
   void on_close(Connection&, CloseReason reason, std::error_code ec) override {

@@ -1,7 +1,7 @@
 // A slow reader, on every backend: a StreamServer (reactor model) pushes 256 MiB of a
 // position-dependent pattern to one client over TCP on 127.0.0.1, with flow control — it
 // stops producing when Connection::queued() reaches the high watermark (1 MiB) and resumes
-// in EventHandler::on_writable (the low watermark, 256 KiB). The client reads 16 KiB per
+// in EventHandler::on_low_watermark (256 KiB). The client reads 16 KiB per
 // millisecond for about a second, then at full speed.
 // - The queued output never exceeds the high watermark plus one 64 KiB chunk: checked after
 //   every send and sampled every millisecond by a timer on the server's loop.
@@ -68,7 +68,7 @@ struct Push {
   std::uint64_t samples = 0;
   std::uint64_t samples_nonempty = 0;
   int pauses = 0;   // the producer stopped at the high watermark
-  int resumes = 0;  // on_writable
+  int resumes = 0;  // on_low_watermark
   int closes = 0;
   CloseReason reason = CloseReason::error;
   std::error_code send_error;
@@ -91,7 +91,7 @@ class PushHandler : public EventHandler {
     produce(c);
   }
   void on_data(Connection&, Buffer& in) override { in.consume(in.size()); }
-  void on_writable(Connection& c) override {
+  void on_low_watermark(Connection& c) override {
     ++push_.resumes;
     produce(c);
   }
@@ -106,7 +106,7 @@ class PushHandler : public EventHandler {
     while (push_.sent < kTotal) {
       if (c.queued() >= kHigh) {
         ++push_.pauses;
-        return;  // on_writable resumes
+        return;  // on_low_watermark resumes
       }
       fill_word_pattern(push_.sent, chunk_.data(), kChunk);
       if (const std::error_code ec = c.send(std::string_view(chunk_.data(), kChunk))) {
@@ -213,7 +213,7 @@ TEST_P(SlowReaderTest, TwoHundredFiftySixMiBWithBoundedQueueAndEveryByteInOrder)
   EXPECT_LE(push.max_sampled, kHigh + kChunk);
   EXPECT_GT(push.samples_nonempty, 0u) << "the queue never held anything: no back-pressure";
   EXPECT_GE(push.pauses, 1) << "the producer never reached the high watermark";
-  EXPECT_GE(push.resumes, 1) << "on_writable never ran";
+  EXPECT_GE(push.resumes, 1) << "on_low_watermark never ran";
   EXPECT_EQ(push.closes, 1);
   EXPECT_EQ(push.reason, CloseReason::local) << to_string(push.reason);
   EXPECT_EQ(stats.accepted, 1u);

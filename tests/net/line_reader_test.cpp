@@ -317,4 +317,104 @@ TEST(LineReaderTest, LongLineInSmallPiecesIsScannedOnce) {
   EXPECT_TRUE(in.empty());
 }
 
+TEST(LineReaderTest, PeekViewsTheLineWithItsTerminatorAndConsumesNothing) {
+  LineReader reader;
+  Buffer in;
+  ASSERT_FALSE(in.append("one\r\ntwo\nthr"));
+  std::error_code ec = std::make_error_code(std::errc::io_error);
+  std::string_view line = reader.peek(in, ec);
+  EXPECT_FALSE(ec) << "a line found clears a stale error";
+  EXPECT_EQ(line, "one\r\n");
+  EXPECT_EQ(line.data(), in.data()) << "a view of the buffer, not a copy";
+  EXPECT_EQ(in.size(), 12u) << "peek consumes nothing";
+  EXPECT_EQ(reader.peek(in, ec), "one\r\n") << "the same line until the caller consumes it";
+  ASSERT_FALSE(in.consume(line.size()));
+  EXPECT_EQ(reader.peek(in, ec), "two\n");
+  ASSERT_FALSE(in.consume(4));
+  EXPECT_TRUE(reader.peek(in, ec).empty()) << "a partial line is not a line";
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(in.view(), "thr");
+}
+
+TEST(LineReaderTest, PeekFailsOverTheLimitAsNextDoes) {
+  LineReader reader(4);
+  std::error_code ec;
+  EXPECT_EQ(reader.peek(std::string_view("1234\r\n"), ec), "1234\r\n");
+  EXPECT_FALSE(ec);
+  EXPECT_TRUE(reader.peek(std::string_view("12345\n"), ec).empty());
+  EXPECT_EQ(ec, std::errc::message_size);
+  EXPECT_TRUE(reader.peek(std::string_view("ok\n"), ec).empty());
+  EXPECT_EQ(ec, std::errc::message_size) << "sticky until reset()";
+  reader.reset();
+  EXPECT_EQ(reader.peek(std::string_view("ok\n"), ec), "ok\n");
+  EXPECT_FALSE(ec);
+}
+
+TEST(LineReaderTest, SplitsAStringViewWithoutABuffer) {
+  // A datagram: every line, and a last one without its newline.
+  LineReader reader;
+  std::string_view data = "a\nb\r\n\nlast";
+  std::vector<std::string> got;
+  std::error_code ec;
+  for (std::string_view line; !(line = reader.peek_at_eof(data, ec)).empty();) {
+    got.emplace_back(line);
+    data.remove_prefix(line.size());
+  }
+  EXPECT_FALSE(ec);
+  EXPECT_EQ(got, (Lines{"a\n", "b\r\n", "\n", "last"}));
+}
+
+TEST(LineReaderTest, AtEofTheRestIsTheLastLine) {
+  LineReader reader;
+  Buffer in;
+  std::error_code ec;
+  ASSERT_FALSE(in.append("full\nend\r"));
+  EXPECT_EQ(reader.peek_at_eof(in, ec), "full\n") << "complete lines come first";
+  ASSERT_FALSE(in.consume(5));
+  EXPECT_EQ(reader.peek_at_eof(in, ec), "end\r") << "a lone CR at the end is an ordinary byte";
+  EXPECT_FALSE(ec);
+  ASSERT_FALSE(in.consume(4));
+  EXPECT_TRUE(reader.peek_at_eof(in, ec).empty()) << "nothing left: no line";
+  EXPECT_FALSE(ec);
+}
+
+TEST(LineReaderTest, NextAtEofCopiesTheLastLine) {
+  LineReader reader;
+  Buffer in;
+  std::error_code ec;
+  ASSERT_FALSE(in.append("a\r\nb"));
+  EXPECT_EQ(reader.next_at_eof(in, ec), std::optional<std::string>("a"));
+  EXPECT_EQ(reader.next_at_eof(in, ec), std::optional<std::string>("b"));
+  EXPECT_EQ(reader.next_at_eof(in, ec), std::nullopt);
+  EXPECT_FALSE(ec);
+  EXPECT_TRUE(in.empty());
+}
+
+TEST(LineReaderTest, AtEofTheLastLineIsCappedToo) {
+  // Four bytes and a CR fit the cap of 4 while the CR may still be half of a CRLF; at the end
+  // of the stream it is an ordinary byte, and the line is one byte too long.
+  LineReader reader(4);
+  Buffer in;
+  std::error_code ec;
+  ASSERT_FALSE(in.append("1234\r"));
+  EXPECT_TRUE(reader.peek(in, ec).empty());
+  EXPECT_FALSE(ec);
+  EXPECT_TRUE(reader.peek_at_eof(in, ec).empty());
+  EXPECT_EQ(ec, std::errc::message_size);
+  EXPECT_EQ(in.size(), 5u) << "nothing consumed on error";
+
+  LineReader exact(4);
+  EXPECT_EQ(exact.peek_at_eof(std::string_view("1234"), ec), "1234") << "at the cap";
+  EXPECT_FALSE(ec);
+}
+
+TEST(LineReaderTest, StripDropsTheTerminatorOnly) {
+  EXPECT_EQ(LineReader::strip("a\n"), "a");
+  EXPECT_EQ(LineReader::strip("a\r\n"), "a");
+  EXPECT_EQ(LineReader::strip("\r\n"), "");
+  EXPECT_EQ(LineReader::strip("a\r"), "a\r") << "no newline: a last line, kept whole";
+  EXPECT_EQ(LineReader::strip("a\r\r\n"), "a\r");
+  EXPECT_EQ(LineReader::strip(""), "");
+}
+
 }  // namespace

@@ -647,6 +647,44 @@ TEST_P(StreamTest, AddressesOfBothEnds) {
   });
 }
 
+// We shut down first; the peer's end then finishes both directions: the connection closes
+// with CloseReason::eof even though an on_eof callback is set (it is not called: nothing is
+// left to send).
+void shut_first_part(const std::string& backend, Transport t) {
+  Reactor loop(backend);
+  StreamPair pair = make_stream_pair(t, PeerMode::nonblocking);
+  const int peer_fd = pair.peer.get();
+  auto c = Connection::make(loop, std::move(pair.ours));
+  Recorder rec;
+  rec.attach(*c);
+  int eofs = 0;
+  c->on_eof([&](Connection&) { ++eofs; });
+  c->start();
+  ASSERT_FALSE(c->send("bye"));
+  ASSERT_FALSE(c->shutdown());
+  PeerInput in;
+  EXPECT_TRUE(wait_for([&] {
+    drain_into(peer_fd, in);
+    return in.eof || in.error != 0;
+  }));
+  EXPECT_EQ(in.bytes, "bye");
+  ASSERT_EQ(::shutdown(peer_fd, SHUT_WR), 0);
+  EXPECT_TRUE(drive_until(
+      loop, [&] { return rec.closed(); }, 5000ms))
+      << "both directions are shut down, yet the connection stays open";
+  run_iterations(loop, 3);
+  EXPECT_EQ(rec.closes, 1);
+  EXPECT_EQ(rec.reason, CloseReason::eof) << to_string(rec.reason);
+  EXPECT_EQ(eofs, 0);
+  if (!rec.closed()) c->close();
+  drive_until(
+      loop, [&] { return rec.closed(); }, 1000ms);
+}
+
+TEST_P(StreamTest, PeerEndAfterOurShutdownClosesWithEof) {
+  for_each_transport([&](Transport t) { shut_first_part(backend(), t); });
+}
+
 REACTOR_INSTANTIATE_ALL_BACKENDS(StreamTest);
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <ctime>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <system_error>
@@ -13,31 +14,29 @@ namespace {
 
 // ---- The transforms, one per service -------------------------------------------------------
 
-std::optional<std::string> echo(std::string_view bytes, const Address&) {
-  return std::string(bytes);
-}
+// Straight back: the input's own bytes, no copy here (the connection's send writes from them).
+void echo(std::string_view bytes, const Address&, Reply& out) { out.send(bytes); }
 
-std::optional<std::string> upper(std::string_view bytes, const Address&) {
-  std::string out(bytes);
-  for (char& c : out) {
+void upper(std::string_view bytes, const Address&, Reply& out) {
+  std::string& text = out.scratch();
+  text.assign(bytes);
+  for (char& c : text) {
     if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');  // not toupper: no locale
   }
-  return out;
+  out.send(text);
 }
 
-std::optional<std::string> stamp(std::string_view line, const Address&) {
+void stamp(std::string_view line, const Address&, Reply& out) {
   const std::time_t now = std::time(nullptr);
-  char text[64];  // ctime_r needs 26; the reentrant form is safe on any thread
-  std::string_view when = ::ctime_r(&now, text);
+  char when_text[64];  // ctime_r needs 26; the reentrant form is safe on any thread
+  std::string_view when = ::ctime_r(&now, when_text);
   if (when.ends_with('\n')) when.remove_suffix(1);
-  std::string out = "[";
-  out.append(when).append("] ").append(line);
-  return out;
+  std::string& text = out.scratch();
+  text.assign("[").append(when).append("] ").append(line);
+  out.send(text);
 }
 
-std::optional<std::string> greet(std::string_view, const Address&) {
-  return std::string("Thank you for connecting\n");
-}
+void greet(std::string_view, const Address&, Reply& out) { out.send("Thank you for connecting\n"); }
 
 // One write(2) per line under a lock: lines from many threads never mix, and a pipe keeps a
 // write of up to PIPE_BUF bytes whole against the lines of forked children too.
@@ -52,12 +51,11 @@ void write_stdout(std::string_view text) {
   }
 }
 
-std::optional<std::string> print(std::string_view line, const Address& client) {
+void print(std::string_view line, const Address& client, Reply& out) {
   if (line.ends_with('\n')) line.remove_suffix(1);
-  std::string text = client.to_string();
-  text.append(" wrote: ").append(line).append("\n");
+  std::string& text = out.scratch();
+  text.assign(client.to_string()).append(" wrote: ").append(line).append("\n");
   write_stdout(text);
-  return std::nullopt;
 }
 
 constexpr Service kServices[] = {
@@ -69,12 +67,20 @@ constexpr Service kServices[] = {
 
 // sync, threading, forking: the handler owns the connection until it returns; the server
 // then flushes and closes it. Every wait ends at shutdown() or the idle timeout.
+class ToStream final : public Reply {
+ public:
+  explicit ToStream(BlockingStream& stream) : stream_(stream) {}
+  void send(std::string_view bytes) override { stream_.write(bytes); }
+
+ private:
+  BlockingStream& stream_;
+};
+
 void serve_blocking(const Service& service, BlockingStream& stream, const Address& client) {
+  ToStream out(stream);
   auto answer = [&](std::string_view unit) {
-    if (std::optional<std::string> reply = service.reply(unit, client)) {
-      stream.write(*reply);
-      stream.flush();
-    }
+    service.reply(unit, client, out);
+    stream.flush();
   };
   switch (service.unit) {
     case Unit::connection:
@@ -92,7 +98,9 @@ void serve_blocking(const Service& service, BlockingStream& stream, const Addres
   }
 }
 
-// reactor, pool: callbacks on one of the server's loops, where nothing may block.
+// reactor, pool: callbacks on one of the server's loops, where nothing may block. Flow
+// control is EventHandler's default: a client that sends without reading our replies is not
+// read until it catches up.
 class EventSession final : public EventHandler {
  public:
   explicit EventSession(const Service& service) : service_(service) {}
@@ -101,13 +109,6 @@ class EventSession final : public EventHandler {
     if (service_.unit == Unit::connection) {
       answer(c, {});
       c.close();  // graceful: the greeting goes out first
-    } else if (service_.unit == Unit::line) {
-      // As with read_line(), a last line without '\n' still counts: answer it at EOF.
-      c.on_eof([this](Connection& c) {
-        if (!c.input().empty()) answer(c, c.input().view());
-        c.input().clear();
-        c.close();
-      });
     }
   }
 
@@ -116,34 +117,51 @@ class EventSession final : public EventHandler {
       case Unit::connection:
         break;
       case Unit::bytes:
-        answer(c, in.view());
+        answer(c, in.view());  // sent from the input buffer itself, then dropped
         break;
-      case Unit::line:
-        for (std::size_t end; (end = in.find("\n")) != Buffer::npos; in.consume(end + 1)) {
-          answer(c, in.view().substr(0, end + 1));
-        }
+      case Unit::line: {
         // A partial line waits for its end, up to the limit a blocking handler has too.
-        if (in.size() > BlockingStream::kDefaultMaxLine) {
-          throw std::system_error(std::make_error_code(std::errc::message_size), "line");
+        std::error_code ec;
+        for (std::string_view line; !(line = lines_.peek(in, ec)).empty();) {
+          answer(c, line);
+          in.consume(line.size());
         }
+        if (ec) throw std::system_error(ec, "line");
         return;
+      }
     }
     in.consume(in.size());
   }
 
-  // The queue fell back to the low watermark: read again (see answer()).
-  void on_writable(Connection& c) override { c.resume_reading(); }
+  void on_eof(Connection& c, Buffer& in) override {
+    // As with read_line(), a last line without '\n' still counts.
+    if (service_.unit == Unit::line) {
+      std::error_code ec;
+      for (std::string_view line; !(line = lines_.peek_at_eof(in, ec)).empty();) {
+        answer(c, line);
+        in.consume(line.size());
+      }
+      if (ec) throw std::system_error(ec, "line");
+    }
+    in.consume(in.size());
+    EventHandler::on_eof(c, in);  // flush, then close
+  }
 
  private:
+  class ToConnection final : public Reply {
+   public:
+    Connection* connection = nullptr;
+    void send(std::string_view bytes) override { connection->send(bytes); }
+  };
+
   void answer(Connection& c, std::string_view unit) {
-    if (std::optional<std::string> reply = service_.reply(unit, c.peer_address())) {
-      c.send(*reply);
-      // Flow control: a client that sends without reading is not read until it catches up.
-      if (c.queued() >= c.options().high_watermark) c.pause_reading();
-    }
+    out_.connection = &c;
+    service_.reply(unit, c.peer_address(), out_);
   }
 
   const Service& service_;
+  LineReader lines_{BlockingStream::kDefaultMaxLine};
+  ToConnection out_;
 };
 
 }  // namespace
@@ -170,28 +188,34 @@ StreamService stream_service(const Service& service) {
 
 DatagramHandler datagram_service(const Service& service) {
   return [&service](DatagramRequest& request) {
-    auto answer = [&](std::string_view unit) {
-      if (std::optional<std::string> reply = service.reply(unit, request.client_address())) {
-        request.reply(*reply);
-      }
-    };
+    class ToDatagram final : public Reply {
+     public:
+      explicit ToDatagram(DatagramRequest& request) : request_(request) {}
+      void send(std::string_view bytes) override { request_.reply(bytes); }
+
+     private:
+      DatagramRequest& request_;
+    } out(request);
     std::string_view data = request.data();
     switch (service.unit) {
       case Unit::connection:
-        answer({});
+        service.reply({}, request.client_address(), out);
         return;
       case Unit::bytes:
-        answer(data);
+        service.reply(data, request.client_address(), out);
         return;
-      case Unit::line:
-        // Each line of the datagram, in one reply; an empty datagram is one empty line.
+      case Unit::line: {
+        // Each line of the datagram, in one reply; an empty datagram is one empty line. A
+        // datagram is bounded already: no line cap.
+        LineReader lines(std::numeric_limits<std::size_t>::max());
+        std::error_code ec;
         do {
-          const std::size_t end = data.find('\n');
-          const std::size_t n = end == std::string_view::npos ? data.size() : end + 1;
-          answer(data.substr(0, n));
-          data.remove_prefix(n);
+          const std::string_view line = lines.peek_at_eof(data, ec);
+          service.reply(line, request.client_address(), out);
+          data.remove_prefix(line.size());
         } while (!data.empty());
         return;
+      }
     }
   };
 }

@@ -1,8 +1,8 @@
 #pragma once
 /// \file
 /// The services of reactor-serve, after the Python socketserver tutorials. Each service is
-/// one transform (what a client sent in, the reply out), and three small adapters run every
-/// transform on every transport and model:
+/// one transform (what a client sent in, the reply out through a Reply), and three small
+/// adapters run every transform on every transport and model:
 ///   - a blocking handler (sync, threading, forking): reads with BlockingStream;
 ///   - an event handler (reactor, pool): callbacks on a Connection;
 ///   - a datagram handler (every model): one datagram in, one datagram out.
@@ -17,7 +17,6 @@
 /// datagram, echo and upper the whole datagram.
 
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,12 +33,31 @@ enum class Unit : std::uint8_t {
   connection,  ///< once per connection (per datagram), before reading anything (greet)
 };
 
+/// Where a service's reply goes: the connection (event models), the blocking stream, or the
+/// reply datagram. Thread rule: the caller's; one per connection or datagram.
+class Reply {
+ public:
+  /// Sends `bytes` after what was sent before (over datagrams: appends them to the one reply
+  /// datagram; a call with no bytes still makes a reply). The bytes are not kept after the
+  /// call, so a view of the input will do: echo sends what arrived without a copy of its own.
+  virtual void send(std::string_view bytes) = 0;
+  /// Memory to build a reply in, kept from unit to unit, so that a transform need not
+  /// allocate for every message.
+  std::string& scratch() noexcept { return scratch_; }
+
+ protected:
+  ~Reply() = default;
+
+ private:
+  std::string scratch_;
+};
+
 struct Service {
   std::string_view name;
   Unit unit;
-  /// The reply to one unit from `client` (for Unit::connection the unit is empty);
-  /// nullopt: no reply. Thread rule: any thread, any process.
-  std::optional<std::string> (*reply)(std::string_view unit, const Address& client);
+  /// Answers one unit from `client` (for Unit::connection the unit is empty) through `out`;
+  /// no call of out.send(): no reply. Thread rule: any thread, any process.
+  void (*reply)(std::string_view unit, const Address& client, Reply& out);
 };
 
 /// The service called `name`, or nullptr.
