@@ -156,10 +156,7 @@ class StreamServerImpl {
     o.accepts_per_event = core_.options().model == Model::sync ? 1 : 64;
     workers_[w]->listener = std::make_unique<Listener>(
         core_.loop(w), address,
-        [this, w](Socket s, const Address& peer, Listener::Permit) {
-          on_accept(w, std::move(s), peer);
-        },
-        o);
+        [this, w](Socket s, const Address& peer) { on_accept(w, std::move(s), peer); }, o);
   }
 
   void on_accept(std::size_t w, Socket socket, const Address& peer) {
