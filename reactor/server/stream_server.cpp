@@ -254,9 +254,9 @@ class StreamServerImpl {
     }
     auto session = std::make_shared<Session>();
     try {
-      Connection::Options o = core_.options().connection;
-      if (core_.options().idle_timeout.count() > 0) o.idle_timeout = core_.options().idle_timeout;
-      session->connection = Connection::make(core_.loop(w), std::move(socket), o);
+      const ServerOptions& o = core_.options();
+      session->connection = Connection::make(core_.loop(w), std::move(socket),
+                                             o.connection.with_idle_timeout(o.idle_timeout));
       session->handler = service_.events();
     } catch (...) {
       core_.count(core_.fail(peer, std::current_exception()));
