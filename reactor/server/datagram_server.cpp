@@ -157,18 +157,18 @@ class DatagramServerImpl {
     bool ok = false;
     if (core_.options().model == Model::threading) {
       auto shared = std::make_shared<Packet>(std::move(packet));
-      ok = core_.spawn_thread(
+      ok = core_.workers().spawn_thread(
           [this, fd, shared] {
             core_.count(handle(fd, shared->data, shared->from, shared->truncated));
           },
           [this] { release_slot(); });
       if (!ok) packet = std::move(*shared);
     } else {
-      ok = core_.spawn_child(
+      ok = core_.workers().spawn_child(
           [] {},
           [&] { return static_cast<int>(handle(fd, packet.data, packet.from, packet.truncated)); },
           [this](int status) {
-            core_.count(ServerCore::outcome_of(status));
+            core_.count(outcome_of_exit(status));
             release_slot();
           });
     }

@@ -180,7 +180,7 @@ class StreamServerImpl {
       }
       case Model::threading: {
         auto shared = std::make_shared<Socket>(std::move(socket));
-        if (!core_.spawn_thread(
+        if (!core_.workers().spawn_thread(
                 [this, shared, peer] { core_.count(run_blocking(std::move(*shared), peer)); },
                 [this] { release_slot(); })) {
           socket = std::move(*shared);
@@ -190,7 +190,7 @@ class StreamServerImpl {
         return true;
       }
       case Model::forking: {
-        bool ok = core_.spawn_child(
+        bool ok = core_.workers().spawn_child(
             [this] {
               // The child holds only its own client.
               for (auto& worker : workers_) {
@@ -200,7 +200,7 @@ class StreamServerImpl {
             },
             [&] { return static_cast<int>(run_blocking(std::move(socket), peer)); },
             [this](int status) {
-              core_.count(ServerCore::outcome_of(status));
+              core_.count(outcome_of_exit(status));
               release_slot();
             });
         if (!ok) return false;
