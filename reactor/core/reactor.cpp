@@ -14,8 +14,8 @@
 #include <string>
 #include <utility>
 
-#include "reactor/core/detail/call_from_stack.hpp"
 #include "reactor/core/detail/loop_state.hpp"
+#include "reactor/core/handler_call.hpp"
 
 namespace reactor {
 
