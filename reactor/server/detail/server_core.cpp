@@ -8,8 +8,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "reactor/core/detail/signal_registry.hpp"
-
 namespace reactor::detail {
 
 namespace {
@@ -60,7 +58,7 @@ ServerCore::ServerCore(ServerOptions options)
     workers_ = std::make_unique<Workers>(*loops_[0]);
     if (!options_.shutdown_signals.empty()) watch_shutdown_signals();
   } catch (...) {
-    unwatch_shutdown_signals();
+    shutdown_watchers_.clear();
     workers_.reset();
     loops_.clear();
     ::close(cancel_fd_);
@@ -68,43 +66,23 @@ ServerCore::ServerCore(ServerOptions options)
   }
 }
 
-// The signal registry writes to the cancel fd itself, so a signal cancels blocked handlers
-// even when the serving thread is one of them (sync); loop 0 sees the fd and shuts down.
+// The signal handler itself writes to the cancel fd, so that a signal cancels blocked
+// handlers even when the serving thread is one of them (sync); loop 0 then shuts down.
 void ServerCore::watch_shutdown_signals() {
-  for (int signo : options_.shutdown_signals) {
-    if (!signals::catchable(signo)) {
-      throw std::invalid_argument("shutdown_signals: signal " + std::to_string(signo) +
-                                  " cannot be caught");
+  try {
+    for (int signo : options_.shutdown_signals) {
+      shutdown_watchers_.push_back(loops_[0]->on_signal(
+          signo, [this](int) { shutdown(); }, cancel_fd_));
     }
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("shutdown_signals: ") + e.what());
   }
-  signal_target_ = signals::attach(cancel_fd_);
-  if (signal_target_ < 0) {
-    throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
-                            "shutdown_signals: too many signal watchers");
-  }
-  for (int signo : options_.shutdown_signals) {
-    if (auto ec = signals::watch(signal_target_, signo)) {
-      throw std::system_error(ec, "shutdown_signals");
-    }
-  }
-  cancel_watch_ = loops_[0]->watch(cancel_fd_, Interest::read, [this](IoEvents) {
-    cancel_watch_.stop();  // the fd stays readable for good
-    shutdown();
-  });
-}
-
-void ServerCore::unwatch_shutdown_signals() noexcept {
-  if (signal_target_ < 0) return;
-  for (int signo : options_.shutdown_signals) signals::unwatch(signal_target_, signo);
-  signals::detach(signal_target_);
-  signal_target_ = -1;
 }
 
 ServerCore::~ServerCore() {
   join_all();
   workers_.reset();  // its SIGCHLD watcher goes before the loop
-  cancel_watch_.stop();
-  unwatch_shutdown_signals();
+  shutdown_watchers_.clear();
   loops_.clear();
   ::close(cancel_fd_);
 }

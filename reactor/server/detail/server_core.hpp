@@ -103,7 +103,6 @@ class ServerCore {
 
  private:
   void watch_shutdown_signals();
-  void unwatch_shutdown_signals() noexcept;
 
   ServerOptions options_;
   std::vector<std::unique_ptr<Reactor>> loops_;
@@ -118,9 +117,8 @@ class ServerCore {
   bool closed_ = false;
   const pid_t owner_pid_;
 
-  std::unique_ptr<Workers> workers_;  // on loop 0
-  int signal_target_ = -1;  // the cancel fd as a signal registry target (shutdown_signals)
-  IoWatcher cancel_watch_;
+  std::unique_ptr<Workers> workers_;              // on loop 0
+  std::vector<SignalWatcher> shutdown_watchers_;  // on loop 0
 };
 
 }  // namespace reactor::detail

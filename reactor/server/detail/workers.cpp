@@ -9,7 +9,6 @@
 #include <system_error>
 #include <utility>
 
-#include "reactor/core/detail/signal_registry.hpp"
 #include "reactor/server/detail/outcome.hpp"
 
 namespace reactor::detail {
@@ -52,7 +51,7 @@ bool Workers::spawn_child(const std::function<void()>& in_child, const std::func
   const pid_t pid = ::fork();
   if (pid < 0) return false;
   if (pid == 0) {
-    signals::restore_dispositions_in_child();
+    Reactor::restore_signal_dispositions_in_child();
     int code = static_cast<int>(Outcome::error);
     try {
       in_child();
