@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   Reactor loop(argc > 2 ? argv[2] : "auto");
   std::set<std::shared_ptr<Connection>> clients;
   Listener listener(loop, Address::parse(argc > 1 ? argv[1] : "127.0.0.1:0"),
-                    [&](Socket socket, const Address&, Listener::Permit) {
+                    [&](Socket socket, const Address&) {
                       auto c = Connection::make(loop, std::move(socket));
                       c->on_data([](Connection& c, Buffer& in) {
                         c.send(in.view());

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   };
   Listener listener(loop, Address::parse(argc > 1 ? argv[1] : "127.0.0.1:21567"),
-                    [&](Socket socket, const Address& peer, Listener::Permit) {
+                    [&](Socket socket, const Address& peer) {
                       const int fd = socket.fd();
                       std::printf("Got connection from %s\n", peer.to_string().c_str());
                       std::fflush(stdout);

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   // Python's `inputs` list. A Connection is held by shared_ptr; the loop keeps its own
   // reference while it is open, and this map keeps one so we can tell who is connected.
   std::map<Connection*, std::shared_ptr<Connection>> inputs;
-  auto accept = [&](Socket socket, const Address& peer, Listener::Permit) {
+  auto accept = [&](Socket socket, const Address& peer) {
     std::printf("Got connection from %s\n", peer.to_string().c_str());
     std::shared_ptr<Connection> client = Connection::make(loop, std::move(socket));
     client->on_data([](Connection&, Buffer& data) {

@@ -14,8 +14,8 @@
 #include <string>
 #include <utility>
 
-#include "reactor/core/detail/call_from_stack.hpp"
 #include "reactor/core/detail/loop_state.hpp"
+#include "reactor/core/handler_call.hpp"
 
 namespace reactor {
 
@@ -141,6 +141,9 @@ Reactor::~Reactor() {
   LoopState& s = *state_;
   *s.self = nullptr;                                           // every handle is inert from here on
   if (s.signal_target >= 0) signals::detach(s.signal_target);  // restores dispositions
+  for (detail::SignalSlot& slot : s.signal_slots) {
+    if (slot.active && slot.notify_target >= 0) signals::detach(slot.notify_target);
+  }
   // A forked child that never called after_fork() shares the parent's kernel state (an epoll
   // set, libuv's): removing its registrations there would remove the parent's. Give it state
   // of its own first; if even that fails, leave the registrations alone.
@@ -286,12 +289,41 @@ void Reactor::cancel_timer(std::uint32_t index, std::uint32_t generation) noexce
 // Signals
 
 SignalWatcher Reactor::on_signal(int signo, SignalHandler handler) {
+  return add_signal(signo, std::move(handler), -1);
+}
+
+SignalWatcher Reactor::on_signal(int signo, SignalHandler handler, int notify_fd) {
+  if (notify_fd < 0) throw std::system_error(EBADF, std::generic_category(), "reactor: notify fd");
+  return add_signal(signo, std::move(handler), notify_fd);
+}
+
+SignalWatcher Reactor::add_signal(int signo, SignalHandler handler, int notify_fd) {
   REACTOR_CHECK_LOOP_THREAD(*this, "Reactor::on_signal()");
   if (!signals::catchable(signo)) {
     throw std::invalid_argument("reactor: signal " + std::to_string(signo) + " cannot be watched");
   }
   if (!handler) throw std::invalid_argument("reactor: empty signal handler");
   LoopState& s = *state_;
+  // A target of its own for the notify fd, so that the handler writes it however many loops
+  // and watchers share the signal; taken first, so that a failure leaves nothing behind.
+  int notify_target = -1;
+  if (notify_fd >= 0) {
+    notify_target = signals::attach(notify_fd);
+    if (notify_target < 0) {
+      throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                              "reactor: too many signal targets");
+    }
+    if (auto ec = signals::watch(notify_target, signo)) {
+      signals::detach(notify_target);
+      throw std::system_error(ec, "reactor: sigaction");
+    }
+  }
+  struct Undo {
+    int target;
+    ~Undo() {
+      if (target >= 0) signals::detach(target);
+    }
+  } undo{notify_target};
   if (s.signal_target < 0) {
     s.signal_target = signals::attach(s.wake_fd);
     if (s.signal_target < 0) {
@@ -314,8 +346,14 @@ SignalWatcher Reactor::on_signal(int signo, SignalHandler handler) {
   detail::SignalSlot& slot = s.signal_slots[index];
   slot.handler = std::move(handler);
   slot.signo = signo;
+  slot.notify_target = notify_target;
   slot.active = true;
+  undo.target = -1;
   return SignalWatcher(s.self, signo, index, ++slot.generation);
+}
+
+void Reactor::restore_signal_dispositions_in_child() noexcept {
+  signals::restore_dispositions_in_child();
 }
 
 bool Reactor::signal_active(std::uint32_t index, std::uint32_t generation) const noexcept {
@@ -331,6 +369,8 @@ void Reactor::stop_signal(std::uint32_t index, std::uint32_t generation) noexcep
   slot.active = false;
   ++slot.generation;
   if (--s.signal_watchers[slot.signo] == 0) signals::unwatch(s.signal_target, slot.signo);
+  if (slot.notify_target >= 0) signals::detach(slot.notify_target);
+  slot.notify_target = -1;
   s.free_signal_slots.push_back(index);
   SignalHandler doomed = std::move(slot.handler);
 }

@@ -115,6 +115,21 @@ class Reactor {
   /// Throws std::invalid_argument for a signal that cannot be caught (SIGKILL, SIGSTOP,
   /// out of range) and std::system_error if sigaction fails.
   SignalWatcher on_signal(int signo, SignalHandler handler);
+  /// As above, and the process's signal handler itself also adds 1 to the eventfd
+  /// `notify_fd` at each delivery, at once, while the loop may be busy elsewhere: what waits
+  /// on that fd outside this loop (a thread blocked in poll()) wakes even while the loop
+  /// thread is the one blocked. The fd must stay open while the watcher is active (a full
+  /// eventfd is left as it is). Each such watcher holds one of the process's 64 signal
+  /// targets (also one per loop that watches signals): std::system_error(EAGAIN) when none
+  /// is left; EBADF for a negative fd.
+  SignalWatcher on_signal(int signo, SignalHandler handler, int notify_fd);
+
+  /// In a child after fork() that leaves the parent's loops alone (it will not run them):
+  /// puts back every signal disposition that watchers of any loop replaced, so the child
+  /// reacts to signals as the program did before (SIGINT ends it, say). Takes no lock (a
+  /// thread of the parent that held one does not exist in the child). Thread rule: the
+  /// child's one thread.
+  static void restore_signal_dispositions_in_child() noexcept;
 
   /// Queues `task` to run on the loop thread in a later iteration, in posting order, exactly
   /// once (or never, if the Reactor is destroyed first). Wakes a blocked loop at once.
@@ -187,6 +202,7 @@ class Reactor {
   void stop_signal(std::uint32_t index, std::uint32_t generation) noexcept;
   Timer add_timer(std::chrono::nanoseconds delay, std::chrono::nanoseconds period,
                   TimerHandler handler);
+  SignalWatcher add_signal(int signo, SignalHandler handler, int notify_fd);  // -1: none
 
   std::size_t dispatch_io();
   std::size_t deliver_signals();

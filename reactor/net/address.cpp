@@ -262,6 +262,12 @@ Address Address::with_port(std::uint16_t port) const noexcept {
   return a;
 }
 
+std::string Address::unix_path() const {
+  if (family_ != Family::unix_path || size_ <= kPathOffset) return {};
+  auto* sun = reinterpret_cast<const sockaddr_un*>(&storage_);
+  return std::string(sun->sun_path, ::strnlen(sun->sun_path, size_ - kPathOffset));
+}
+
 // Every form parse() accepts comes back out as itself. The Unix addresses the kernel allows
 // beyond parse()'s grammar (listed on to_string() in the header) print as they are: parse()
 // refuses "unix:" alone, "unix:@" alone, a 108-byte path, and abstract names of 107 bytes or

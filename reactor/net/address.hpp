@@ -54,6 +54,10 @@ class Address {
   /// The same address with another port (IP only; others are returned unchanged).
   Address with_port(std::uint16_t port) const noexcept;
 
+  /// The file-system path of a Unix path address (what unlink() takes); empty for an abstract
+  /// name, an unnamed socket and every non-Unix address.
+  std::string unix_path() const;
+
   /// For bind/connect/sendto.
   const sockaddr* native() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
   socklen_t native_size() const noexcept { return size_; }

@@ -1,6 +1,6 @@
 #include "reactor/net/connection.hpp"
 
-#include "reactor/core/detail/call_from_stack.hpp"
+#include "reactor/core/handler_call.hpp"
 
 #include <sys/socket.h>
 

@@ -37,7 +37,7 @@ class DatagramSocket {
     bool reuse_address = false;
     bool reuse_port = false;  ///< SO_REUSEPORT: several sockets share the port (UDP)
   };
-  using DatagramHandler =
+  using ReceiveHandler =
       std::function<void(std::string_view data, const Address& from, bool truncated)>;
   using ErrorHandler = std::function<void(std::error_code)>;
 
@@ -54,7 +54,7 @@ class DatagramSocket {
   DatagramSocket& operator=(const DatagramSocket&) = delete;
   ~DatagramSocket();
 
-  void on_datagram(DatagramHandler h) {
+  void on_datagram(ReceiveHandler h) {
     REACTOR_CHECK_LOOP_THREAD(loop_, "DatagramSocket::on_datagram()");
     on_datagram_ = std::move(h);
   }
@@ -89,7 +89,7 @@ class DatagramSocket {
   Address local_;
   IoWatcher watcher_;
   std::string buffer_;
-  DatagramHandler on_datagram_;
+  ReceiveHandler on_datagram_;
   ErrorHandler on_error_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // false once destroyed
 };

@@ -1,6 +1,6 @@
 #include "reactor/net/listener.hpp"
 
-#include "reactor/core/detail/call_from_stack.hpp"
+#include "reactor/core/handler_call.hpp"
 
 #include <sys/socket.h>
 
@@ -23,16 +23,12 @@ struct ListenerState {
   IoWatcher watcher;
   Timer backoff_timer;
   std::chrono::milliseconds backoff{0};
-  std::size_t active = 0;
   std::uint64_t backoffs = 0;
   bool closed = false;
   bool paused = false;
   bool backing_off = false;
 
-  bool armed() const noexcept {
-    const bool full = options.max_connections != 0 && active >= options.max_connections;
-    return !closed && !paused && !backing_off && !full;
-  }
+  bool armed() const noexcept { return !closed && !paused && !backing_off; }
 
   // Puts the fd in or out of the loop's set to match armed().
   void update() {
@@ -40,7 +36,7 @@ struct ListenerState {
     watcher.set_interest(armed() ? Interest::read : Interest::none);
   }
 
-  void on_ready(const std::shared_ptr<ListenerState>& self) {
+  void on_ready() {
     for (unsigned i = 0; i < options.accepts_per_event && armed(); ++i) {
       sockaddr_storage ss{};
       socklen_t len = sizeof ss;
@@ -56,11 +52,10 @@ struct ListenerState {
       backoff = std::chrono::milliseconds{0};
       std::error_code ignored;
       const Address peer = Address::from_native(reinterpret_cast<sockaddr*>(&ss), len, ignored);
-      ++active;
-      // The handler may destroy the Listener (which clears `handler`); `self` keeps this
-      // state alive, and `closed` says whether the handler is still wanted.
+      // The handler may destroy the Listener (which clears `handler`); the caller's lock
+      // keeps this state alive, and `closed` says whether the handler is still wanted.
       call_member(
-          handler, [this] { return !closed; }, Socket(fd), peer, Listener::Permit(self));
+          handler, [this] { return !closed; }, Socket(fd), peer);
     }
     update();
   }
@@ -74,31 +69,9 @@ struct ListenerState {
       update();
     });
   }
-
-  void release_one() {
-    if (active > 0) --active;
-    update();
-  }
 };
 
 }  // namespace detail
-
-Listener::Permit& Listener::Permit::operator=(Permit&& other) noexcept {
-  if (this != &other) {
-    release();
-    state_ = std::move(other.state_);
-  }
-  return *this;
-}
-
-Listener::Permit::~Permit() { release(); }
-
-void Listener::Permit::release() noexcept {
-  if (auto state = std::move(state_)) {
-    if (!state->closed) REACTOR_CHECK_LOOP_THREAD(state->loop, "Listener::Permit::release()");
-    state->release_one();
-  }
-}
 
 Listener::Listener(Reactor& loop, const Address& address, AcceptHandler handler, Options options)
     : state_(std::make_shared<detail::ListenerState>(loop, std::move(handler), options)) {
@@ -117,7 +90,7 @@ Listener::Listener(Reactor& loop, const Address& address, AcceptHandler handler,
   }
   std::weak_ptr<detail::ListenerState> weak = state_;
   s.watcher = loop.watch(s.socket.fd(), Interest::read, [weak](IoEvents) {
-    if (auto self = weak.lock()) self->on_ready(self);
+    if (auto self = weak.lock()) self->on_ready();
   });
 }
 
@@ -144,11 +117,6 @@ void Listener::resume() {
   REACTOR_CHECK_LOOP_THREAD(state_->loop, "Listener::resume()");
   state_->paused = false;
   state_->update();
-}
-
-std::size_t Listener::active() const noexcept {
-  REACTOR_CHECK_LOOP_THREAD(state_->loop, "Listener::active()");
-  return state_->active;
 }
 
 bool Listener::accepting() const noexcept {

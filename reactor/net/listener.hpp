@@ -5,9 +5,10 @@
 /// - accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC: accepted sockets are ready for a Connection.
 /// - Up to Options::accepts_per_event accepts per readiness, so a connection storm cannot
 ///   starve established connections.
-/// - Connection limit: each accepted socket comes with a Permit; while max_connections
-///   permits are alive the listener is disarmed (its fd leaves the kernel set: no accept
-///   spin); destroying a permit re-arms it at once.
+/// - pause() takes the fd out of the kernel set at once, even inside the accept handler (the
+///   rest of the batch stays in the backlog); resume() puts it back. A connection limit is
+///   built on these: pause at the limit, resume when a connection ends (StreamServer does,
+///   with max_connections across all its loops, threads and children).
 /// - fd exhaustion (EMFILE, ENFILE) and kernel memory shortage (ENOBUFS, ENOMEM): accepting
 ///   pauses for a back-off (Options::error_backoff, doubling up to 1 s while it persists)
 ///   instead of spinning. Pending clients wait in the kernel's backlog and are accepted once
@@ -43,30 +44,10 @@ class Listener {
     bool reuse_address = true;
     bool reuse_port = false;
     unsigned accepts_per_event = 64;
-    std::size_t max_connections = 0;  ///< 0: no limit
     std::chrono::milliseconds error_backoff{50};
   };
 
-  /// A slot in the connection limit; hold it for as long as the accepted connection lives.
-  /// Move-only; destroying it frees the slot. Thread rule: the loop's while the Listener
-  /// lives (checked); once the Listener is gone it touches nothing and is safe anywhere.
-  class Permit {
-   public:
-    Permit() noexcept = default;
-    Permit(Permit&&) noexcept = default;
-    Permit& operator=(Permit&& other) noexcept;
-    ~Permit();
-    void release() noexcept;
-
-   private:
-    friend class Listener;
-    friend struct detail::ListenerState;
-    explicit Permit(std::shared_ptr<detail::ListenerState> state) noexcept
-        : state_(std::move(state)) {}
-    std::shared_ptr<detail::ListenerState> state_;
-  };
-
-  using AcceptHandler = std::function<void(Socket socket, const Address& peer, Permit permit)>;
+  using AcceptHandler = std::function<void(Socket socket, const Address& peer)>;
 
   /// Binds, listens and starts accepting. Throws std::system_error (EADDRINUSE, EACCES,
   /// EINVAL for an empty address, ...) and then holds no fd.
@@ -83,12 +64,10 @@ class Listener {
   const Address& address() const noexcept;
   int fd() const noexcept;
 
-  /// Stops and restarts accepting (independently of the connection limit).
+  /// Stops and restarts accepting. pause() inside the accept handler accepts nothing more.
   void pause();
   void resume();
 
-  /// Permits alive.
-  std::size_t active() const noexcept;
   /// True while the listening fd is in the loop's set.
   bool accepting() const noexcept;
   /// Times accepting paused for fd exhaustion or memory shortage.

@@ -19,6 +19,35 @@
 
 namespace reactor {
 
+/// Reactor and pool models: what each connection's Connection::Options holds, but for the
+/// idle timeout, which is ServerOptions::idle_timeout (one knob for every model). The
+/// defaults are Connection::Options's.
+struct ServerConnectionOptions {
+  std::size_t max_input = Connection::Options{}.max_input;
+  std::size_t max_output = Connection::Options{}.max_output;
+  std::size_t high_watermark = Connection::Options{}.high_watermark;
+  std::size_t low_watermark = Connection::Options{}.low_watermark;
+  std::size_t read_size = Connection::Options{}.read_size;
+  unsigned reads_per_iteration = Connection::Options{}.reads_per_iteration;
+  std::chrono::nanoseconds deadline = Connection::Options{}.deadline;  ///< 0: none
+  bool no_delay = Connection::Options{}.no_delay;
+
+  /// The options of one connection, with the server's idle timeout.
+  Connection::Options with_idle_timeout(std::chrono::nanoseconds idle_timeout) const noexcept {
+    Connection::Options o;
+    o.max_input = max_input;
+    o.max_output = max_output;
+    o.high_watermark = high_watermark;
+    o.low_watermark = low_watermark;
+    o.read_size = read_size;
+    o.reads_per_iteration = reads_per_iteration;
+    o.idle_timeout = idle_timeout;
+    o.deadline = deadline;
+    o.no_delay = no_delay;
+    return o;
+  }
+};
+
 struct ServerOptions {
   Model model = Model::reactor;
   /// Backend of the server's loop(s): "auto", "epoll", "poll", "select", "uv".
@@ -39,8 +68,8 @@ struct ServerOptions {
   /// At the limit the listener leaves the loop (no accept spin) and clients wait in the
   /// kernel's backlog; it comes back as soon as a connection ends.
   std::size_t max_connections = 0;
-  /// A connection that sends nothing for this long is closed (blocking models: any single
-  /// wait of the handler's stream); zero: never.
+  /// A connection that sends nothing for this long is closed, every model (blocking models:
+  /// any single wait of the handler's stream); zero: never.
   std::chrono::milliseconds idle_timeout{0};
   /// handle_request(): how long to wait for a request before handle_timeout; zero: forever.
   std::chrono::milliseconds timeout{0};
@@ -57,9 +86,8 @@ struct ServerOptions {
   /// handler blocks the serving thread: they cancel the handlers' waits at once, like
   /// shutdown(). The previous dispositions come back when the server is destroyed.
   std::vector<int> shutdown_signals{};
-  /// Reactor and pool models: per-connection buffers and watermarks (idle_timeout above
-  /// overrides connection.idle_timeout when set).
-  Connection::Options connection{};
+  /// Reactor and pool models: per-connection buffers, watermarks and deadline.
+  ServerConnectionOptions connection{};
 
   /// Access control, before any handler runs; false closes the connection (drops the
   /// datagram). Empty: everyone. Runs on the accepting loop's thread (pool: any loop's).

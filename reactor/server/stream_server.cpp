@@ -3,23 +3,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <deque>
 #include <map>
-#include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "reactor/net/listener.hpp"
-#include "reactor/server/detail/admission.hpp"
-#include "reactor/server/detail/server_core.hpp"
+#include "reactor/server/detail/server_base.hpp"
 
 namespace reactor {
 namespace detail {
 
 namespace {
-
-using Outcome = ServerCore::Outcome;
 
 // Closes politely: our FIN goes after everything sent, and what the client sent that the
 // handler did not read is drained (if it is already here) so that the kernel does not answer
@@ -32,12 +26,17 @@ void close_gently(Socket& socket) noexcept {
   socket.close();
 }
 
+struct Client {
+  Socket socket;
+  Address peer;
+};
+
 }  // namespace
 
-class StreamServerImpl {
+class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
  public:
   StreamServerImpl(const Address& address, StreamService service, ServerOptions options)
-      : core_(std::move(options)), service_(std::move(service)) {
+      : ServerBase(std::move(options)), service_(std::move(service)), sessions_(loops_.size()) {
     const Model model = core_.options().model;
     if (is_blocking(model) && !service_.blocking) {
       throw std::invalid_argument(std::string("StreamServer: model ") +
@@ -53,99 +52,56 @@ class StreamServerImpl {
     // in the order they came (several SO_REUSEPORT loops would race for them).
     reuse_port_ = model == Model::pool && core_.options().reuse_port && address.is_ip() &&
                   core_.loop_count() > 1 && core_.options().max_connections == 0;
-    for (std::size_t w = 0; w < core_.loop_count(); ++w) {
-      workers_.push_back(std::make_unique<Worker>(core_, w, admission_hooks(w)));
-    }
     listen_on(0, address);
-    address_ = workers_[0]->listener->address();
-    unix_path_ = address_.family() == Address::Family::unix_path;
+    set_address(loops_[0]->source->address());
   }
 
   ~StreamServerImpl() { close(); }
 
-  const Address& address() const noexcept { return address_; }
-  int fileno() const noexcept { return workers_[0]->listener ? workers_[0]->listener->fd() : -1; }
-
   void serve_forever() {
     if (reuse_port_ && !core_.closed()) {
-      for (std::size_t w = 1; w < workers_.size(); ++w) {
-        if (!workers_[w]->listener) listen_on(w, address_);
+      for (std::size_t w = 1; w < loops_.size(); ++w) {
+        if (!loops_[w]->source) listen_on(w, address());
       }
     }
     core_.serve();
   }
 
-  bool handle_request() {
-    one_shot_ = true;
-    one_shot_target_ = started_ + 1;
-    // Reactor models serve the connection to its end.
-    return core_.handle_request([this] { return started_ >= one_shot_target_; },
-                                [this] { return last_session_.expired(); },
-                                [this] {
-                                  one_shot_ = false;
-                                  last_session_.reset();
-                                  workers_[0]->admission.rebalance();
-                                });
-  }
-
-  void close() noexcept {
-    if (core_.closed()) return;
-    core_.join_all();
-    for (std::size_t w = 0; w < workers_.size(); ++w) {
-      Worker& worker = *workers_[w];
-      worker.admission.clear();
-      // Event handlers still open get their on_close here, before server_close returns.
-      auto sessions = std::move(worker.sessions);
-      worker.sessions.clear();
-      for (auto& [conn, session] : sessions) {
-        // Kept until the server is destroyed: server_close() may run inside one of these
-        // handlers, whose caller still holds the session.
-        closed_sessions_.push_back(session);
-        session->connection->on_close(nullptr);
-        session->connection->abort();
-        if (!session->failed) {
-          try {
-            session->handler->on_close(*session->connection, CloseReason::local, {});
-          } catch (...) {
-            core_.count(core_.fail(session->connection->peer_address(), std::current_exception()));
-          }
-        }
-        core_.budget().release();
-      }
-      worker.listener.reset();
-    }
-    if (unix_path_) ::unlink(address_.to_string().substr(5).c_str());  // after "unix:"
-    core_.mark_closed();
-  }
-
-  ServerCore core_;
-
  private:
+  friend class ServerBase<StreamServerImpl, Client, Listener>;
+
+  // ServerBase's hooks (and start() below).
+  static void switch_source(Listener& l, bool on) { on ? l.resume() : l.pause(); }
+  // handle_request(): reactor models serve the connection to its end.
+  bool request_finished() const noexcept { return last_session_.expired(); }
+  void request_ended() noexcept { last_session_.reset(); }
+
+  // Event handlers still open get their on_close here, before server_close returns.
+  void close_loop(std::size_t w) noexcept {
+    auto sessions = std::move(sessions_[w]);
+    sessions_[w].clear();
+    for (auto& [conn, session] : sessions) {
+      // Kept until the server is destroyed: server_close() may run inside one of these
+      // handlers, whose caller still holds the session.
+      closed_sessions_.push_back(session);
+      session->connection->on_close(nullptr);
+      session->connection->abort();
+      if (!session->failed) {
+        try {
+          session->handler->on_close(*session->connection, CloseReason::local, {});
+        } catch (...) {
+          core_.count(core_.fail(session->connection->peer_address(), std::current_exception()));
+        }
+      }
+      core_.budget().release();
+    }
+  }
+
   struct Session {
     std::shared_ptr<Connection> connection;
     std::unique_ptr<EventHandler> handler;
     bool failed = false;  // the peer's address is connection->peer_address(): not kept twice
   };
-  struct Client {
-    Socket socket;
-    Address peer;
-  };
-  // One per loop.
-  struct Worker {
-    Worker(ServerCore& core, std::size_t loop, Admission<Client>::Hooks hooks)
-        : admission(core, loop, std::move(hooks)) {}
-    std::unique_ptr<Listener> listener;
-    Admission<Client> admission;
-    std::map<Connection*, std::shared_ptr<Session>> sessions;
-  };
-
-  Admission<Client>::Hooks admission_hooks(std::size_t w) {
-    return {[this, w](bool on) {
-              if (Listener* l = workers_[w]->listener.get()) on ? l->resume() : l->pause();
-            },
-            [this, w](Client& c) { return start(w, c); },
-            [this] { return !(one_shot_ && started_ >= one_shot_target_); }};
-  }
 
   void listen_on(std::size_t w, const Address& address) {
     Listener::Options o;
@@ -154,74 +110,70 @@ class StreamServerImpl {
     o.reuse_port = reuse_port_;
     // One at a time for sync, so that a shutdown between requests stops at once.
     o.accepts_per_event = core_.options().model == Model::sync ? 1 : 64;
-    workers_[w]->listener = std::make_unique<Listener>(
+    loops_[w]->source = std::make_unique<Listener>(
         core_.loop(w), address,
-        [this, w](Socket s, const Address& peer, Listener::Permit) {
-          on_accept(w, std::move(s), peer);
-        },
-        o);
+        [this, w](Socket s, const Address& peer) { on_accept(w, std::move(s), peer); }, o);
   }
 
   void on_accept(std::size_t w, Socket socket, const Address& peer) {
     if (!core_.admit(peer)) return;  // the socket closes here
-    workers_[w]->admission.admit(Client{std::move(socket), peer});
+    loops_[w]->admission.admit(Client{std::move(socket), peer});
   }
 
   // A slot is held; serves the connection with the model. False: no thread or process
   // could be made, try again later.
   bool start(std::size_t w, Client& client) {
-    if (!workers_[w]->listener) return true;  // closed by a handler: the socket closes here
-    if (one_shot_) workers_[w]->listener->pause();
+    if (!loops_[w]->source) return true;  // closed by a handler: the socket closes here
     Socket& socket = client.socket;
     const Address& peer = client.peer;
     switch (core_.options().model) {
       case Model::sync: {
-        ++started_;
+        started(w);
         core_.count(run_blocking(std::move(socket), peer));
         release_slot();
         return true;
       }
       case Model::threading: {
         auto shared = std::make_shared<Socket>(std::move(socket));
-        if (!core_.spawn_thread(
+        if (!core_.workers().spawn_thread(
                 [this, shared, peer] { core_.count(run_blocking(std::move(*shared), peer)); },
                 [this] { release_slot(); })) {
           socket = std::move(*shared);
           return false;
         }
-        ++started_;
+        started(w);
         return true;
       }
       case Model::forking: {
-        bool ok = core_.spawn_child(
+        bool ok = core_.workers().spawn_child(
             [this] {
               // The child holds only its own client.
-              for (auto& worker : workers_) {
-                if (worker->listener) ::close(worker->listener->fd());
-                worker->admission.clear();
+              for (auto& loop : loops_) {
+                if (loop->source) ::close(loop->source->fd());
+                loop->admission.clear();
               }
             },
             [&] { return static_cast<int>(run_blocking(std::move(socket), peer)); },
             [this](int status) {
-              core_.count(ServerCore::outcome_of(status));
+              core_.count(outcome_of_exit(status));
               release_slot();
             });
         if (!ok) return false;
-        ++started_;
+        started(w);
         socket.close();  // the parent's copy
         return true;
       }
       case Model::reactor:
-        ++started_;
+        started(w);
         start_session(w, std::move(socket), peer);
         return true;
       case Model::pool: {
-        ++started_;
+        started(w);
         if (reuse_port_ || one_shot_) {
           start_session(w, std::move(socket), peer);
           return true;
         }
-        const std::size_t k = next_loop_++ % workers_.size();
+        const std::size_t k = next_loop_++ % loops_.size();
         if (k == w) {
           start_session(k, std::move(socket), peer);
         } else {
@@ -257,9 +209,9 @@ class StreamServerImpl {
     }
     auto session = std::make_shared<Session>();
     try {
-      Connection::Options o = core_.options().connection;
-      if (core_.options().idle_timeout.count() > 0) o.idle_timeout = core_.options().idle_timeout;
-      session->connection = Connection::make(core_.loop(w), std::move(socket), o);
+      const ServerOptions& o = core_.options();
+      session->connection = Connection::make(core_.loop(w), std::move(socket),
+                                             o.connection.with_idle_timeout(o.idle_timeout));
       session->handler = service_.events();
     } catch (...) {
       core_.count(core_.fail(peer, std::current_exception()));
@@ -282,10 +234,10 @@ class StreamServerImpl {
                     : s->failed                    ? Outcome::error
                                                    : Outcome::handled);
       }
-      workers_[w]->sessions.erase(&c);  // destroys *s
+      sessions_[w].erase(&c);  // destroys *s
       release_slot();
     });
-    workers_[w]->sessions.emplace(&c, session);
+    sessions_[w].emplace(&c, session);
     if (one_shot_) last_session_ = session->connection;
     c.start();
     if (c.open()) guard(*s, [&] { s->handler->on_connect(c); });
@@ -304,20 +256,10 @@ class StreamServerImpl {
     }
   }
 
-  // Any thread.
-  void release_slot() {
-    core_.release_slot([this](std::size_t w) { workers_[w]->admission.rebalance(); });
-  }
-
   StreamService service_;
-  std::vector<std::unique_ptr<Worker>> workers_;
-  Address address_;
+  std::vector<std::map<Connection*, std::shared_ptr<Session>>> sessions_;  // per loop
   bool reuse_port_ = false;
-  bool unix_path_ = false;
   std::size_t next_loop_ = 0;
-  std::atomic<std::uint64_t> started_{0};  // pool loops start connections concurrently
-  bool one_shot_ = false;                  // inside handle_request(): stop accepting after one
-  std::uint64_t one_shot_target_ = 0;
   std::weak_ptr<Connection> last_session_;
   std::vector<std::shared_ptr<Session>> closed_sessions_;
 };

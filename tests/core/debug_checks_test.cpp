@@ -316,7 +316,7 @@ TEST_P(DebugChecksDeathTest, ConnectionCallsFromAnotherThreadWhileTheLoopRuns) {
 }
 
 TEST_P(DebugChecksDeathTest, ListenerCallsFromAnotherThreadWhileTheLoopRuns) {
-  const auto none = [](Socket, const Address&, Listener::Permit) {};
+  const auto none = [](Socket, const Address&) {};
   EXPECT_DEATH(
       {
         Reactor loop(backend());
@@ -345,27 +345,13 @@ TEST_P(DebugChecksDeathTest, ListenerCallsFromAnotherThreadWhileTheLoopRuns) {
         misuse_while_running(loop, [&] { l.reset(); });
       },
       wrong_thread("IoWatcher::stop"));
-  // A permit taken on the loop thread and dropped on another while the Listener lives.
-  EXPECT_DEATH(
-      {
-        Reactor loop(backend());
-        std::optional<Listener::Permit> permit;
-        Listener l(loop, Address::ipv4_loopback(0),
-                   [&](Socket, const Address&, Listener::Permit p) { permit = std::move(p); });
-        Fd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        (void)!::connect(client.get(), l.address().native(), l.address().native_size());
-        for (int i = 0; i < 200 && !permit; ++i) loop.run_once(10ms);
-        misuse_while_running(loop, [&] { permit.reset(); });
-      },
-      wrong_thread("Listener::Permit::release"));
 }
 
 TEST_P(DebugChecksDeathTest, ConnectorAndDatagramCallsFromAnotherThreadWhileTheLoopRuns) {
   EXPECT_DEATH(
       {
         Reactor loop(backend());
-        Listener l(loop, Address::ipv4_loopback(0),
-                   [](Socket, const Address&, Listener::Permit) {});
+        Listener l(loop, Address::ipv4_loopback(0), [](Socket, const Address&) {});
         misuse_while_running(loop, [&] {
           Connector::connect(
               loop, l.address(), [](std::error_code, Socket) {}, 1s);
@@ -375,8 +361,7 @@ TEST_P(DebugChecksDeathTest, ConnectorAndDatagramCallsFromAnotherThreadWhileTheL
   EXPECT_DEATH(
       {
         Reactor loop(backend());
-        Listener l(loop, Address::ipv4_loopback(0),
-                   [](Socket, const Address&, Listener::Permit) {});
+        Listener l(loop, Address::ipv4_loopback(0), [](Socket, const Address&) {});
         auto c = Connector::connect(
             loop, l.address(), [](std::error_code, Socket) {}, 1s);
         misuse_while_running(loop, [&] { c->cancel(); });

@@ -8,12 +8,16 @@
 // process; every test restores the dispositions it found.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
 #include <iostream>
 #include <optional>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -410,6 +414,101 @@ TEST_P(SignalTest, InvalidSignalsThrow) {
   EXPECT_TRUE(run_once_until(
       loop, [&] { return d.count > 0; }, 10, 100ms));
   EXPECT_EQ(called, 0);
+}
+
+// ---- a notify fd written by the signal handler itself ---------------------------------
+
+/// The eventfd's counter, read without blocking; 0 when nothing was written.
+std::uint64_t take_count(int efd) {
+  std::uint64_t n = 0;
+  return ::read(efd, &n, sizeof n) == static_cast<ssize_t>(sizeof n) ? n : 0;
+}
+
+TEST_P(SignalTest, NotifyFdIsWrittenByTheSignalItselfBeforeTheLoopRuns) {
+  ScopedDisposition usr1(SIGUSR1);
+  const struct sigaction previous = usr1.install_counting();
+  ScopedUnblock unblock(SIGUSR1);
+  FdLeakCheck leaks;
+  reactor::test::Fd efd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  ASSERT_GE(efd.get(), 0);
+  {
+    Reactor loop(backend());
+    Watchdog dog(loop, 20s);
+    Deliveries d;
+    SignalWatcher w = loop.on_signal(SIGUSR1, counter(loop, d), efd.get());
+    EXPECT_TRUE(w.active());
+    ASSERT_EQ(::raise(SIGUSR1), 0);
+    EXPECT_EQ(take_count(efd.get()), 1u) << "the handler did not write the notify fd";
+    EXPECT_EQ(d.count, 0) << "no callback runs inside raise()";
+    EXPECT_TRUE(run_once_until(
+        loop, [&] { return d.count > 0; }, 10, 100ms));
+    EXPECT_EQ(d.count, 1) << "the loop's callback still runs";
+    EXPECT_EQ(take_count(efd.get()), 0u) << "written again by the loop";
+
+    // Stopped: the fd is left alone and the previous disposition is back.
+    w.stop();
+    EXPECT_TRUE(same_disposition(query_disposition(SIGUSR1), previous));
+    ASSERT_EQ(::raise(SIGUSR1), 0);
+    EXPECT_EQ(take_count(efd.get()), 0u) << "written after the watcher stopped";
+    EXPECT_EQ(g_signal_counts[SIGUSR1].load(), 1);
+  }
+}
+
+TEST_P(SignalTest, NotifyFdIsLeftAloneOnceTheLoopIsDestroyed) {
+  ScopedDisposition usr1(SIGUSR1);
+  const struct sigaction previous = usr1.install_counting();
+  ScopedUnblock unblock(SIGUSR1);
+  FdLeakCheck leaks;
+  reactor::test::Fd efd(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  ASSERT_GE(efd.get(), 0);
+  std::optional<SignalWatcher> outlives;
+  {
+    Reactor loop(backend());
+    Deliveries d;
+    outlives.emplace(loop.on_signal(SIGUSR1, counter(loop, d), efd.get()));
+  }
+  EXPECT_TRUE(same_disposition(query_disposition(SIGUSR1), previous));
+  ASSERT_EQ(::raise(SIGUSR1), 0);
+  EXPECT_EQ(take_count(efd.get()), 0u) << "written after its loop was destroyed";
+  EXPECT_EQ(g_signal_counts[SIGUSR1].load(), 1);
+  outlives.reset();  // inert
+}
+
+TEST_P(SignalTest, NotifyFdThatCannotBeUsedIsRefusedAndChangesNothing) {
+  ScopedDisposition usr1(SIGUSR1);
+  const struct sigaction previous = usr1.install_counting();
+  FdLeakCheck leaks;
+  Reactor loop(backend());
+  try {
+    loop.on_signal(
+        SIGUSR1, [](int) {}, -2);
+    ADD_FAILURE() << "a negative notify fd was taken";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code(), std::errc::bad_file_descriptor);
+  }
+  EXPECT_THROW(loop.on_signal(
+                   SIGKILL, [](int) {}, 0),
+               std::invalid_argument);
+  EXPECT_TRUE(same_disposition(query_disposition(SIGUSR1), previous));
+  EXPECT_EQ(loop.watcher_count(), 0u);
+}
+
+TEST_P(SignalTest, ChildGetsTheProgramsDispositionsBack) {
+  ScopedDisposition usr1(SIGUSR1);
+  const struct sigaction previous = usr1.install_counting();
+  Reactor loop(backend());
+  SignalWatcher w = loop.on_signal(SIGUSR1, [](int) {});
+  ASSERT_FALSE(same_disposition(query_disposition(SIGUSR1), previous));
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    Reactor::restore_signal_dispositions_in_child();
+    ::_exit(same_disposition(query_disposition(SIGUSR1), previous) ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+  EXPECT_FALSE(same_disposition(query_disposition(SIGUSR1), previous)) << "the parent's changed";
 }
 
 REACTOR_INSTANTIATE_ALL_BACKENDS(SignalTest);

@@ -509,4 +509,50 @@ TEST(AddressTest, KernelAgreesOnAbstractName) {
   EXPECT_EQ(got.to_string(), "unix:@" + name);
 }
 
+// --- unix_path() ----------------------------------------------------------------------------
+
+TEST(AddressTest, UnixPathIsTheFileSystemPath) {
+  EXPECT_EQ(good("unix:/run/x.sock").unix_path(), "/run/x.sock");
+  EXPECT_EQ(good("unix:relative/s").unix_path(), "relative/s");
+  // The kernel's forms too: a path of all 108 bytes (no terminator) and one bound for real.
+  sockaddr_un sun{};
+  sun.sun_family = AF_UNIX;
+  std::memset(sun.sun_path, 'q', sizeof sun.sun_path);
+  std::error_code ec;
+  Address full = Address::from_native(reinterpret_cast<sockaddr*>(&sun), sizeof sun, ec);
+  ASSERT_FALSE(ec);
+  EXPECT_EQ(full.unix_path(), std::string(108, 'q'));
+  reactor::test::FdLeakCheck leaks;
+  char dir[] = "/tmp/reactor-address-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/s.sock";
+  {
+    reactor::test::Fd fd;
+    EXPECT_EQ(bound_as(good("unix:" + path), fd).unix_path(), path);
+  }
+  ::unlink(path.c_str());
+  ::rmdir(dir);
+}
+
+TEST(AddressTest, UnixPathIsEmptyForAbstractNames) {
+  EXPECT_EQ(good("unix:@name").unix_path(), "");
+  reactor::test::Fd fd;
+  const std::string name = "reactor-address-path-" + std::to_string(::getpid());
+  EXPECT_EQ(bound_as(good("unix:@" + name), fd).unix_path(), "");
+}
+
+TEST(AddressTest, UnixPathIsEmptyForEverythingElse) {
+  EXPECT_EQ(Address().unix_path(), "");
+  EXPECT_EQ(good("127.0.0.1:80").unix_path(), "");
+  EXPECT_EQ(good("[::1]:80").unix_path(), "");
+  reactor::test::SocketPair sp;  // unnamed
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  ASSERT_EQ(::getsockname(sp.a.get(), reinterpret_cast<sockaddr*>(&ss), &len), 0);
+  std::error_code ec;
+  Address unnamed = Address::from_native(reinterpret_cast<sockaddr*>(&ss), len, ec);
+  ASSERT_FALSE(ec);
+  EXPECT_EQ(unnamed.unix_path(), "");
+}
+
 }  // namespace

@@ -86,7 +86,7 @@ struct Pinger {
 class EchoBench {
  public:
   EchoBench(Reactor& loop, const Address& bind)
-      : loop_(loop), listener_(loop, bind, [this](Socket socket, const Address&, Listener::Permit) {
+      : loop_(loop), listener_(loop, bind, [this](Socket socket, const Address&) {
           auto c = Connection::make(loop_, std::move(socket));
           c->on_data([](Connection& c, Buffer& in) {
             c.send(in.view());

@@ -98,9 +98,8 @@ TEST_P(ConnectorTest, ConnectsExactlyOnceOverEveryTransport) {
   for (const Transport& t : stream_transports()) {
     SCOPED_TRACE(t.name);
     std::vector<Socket> accepted;
-    Listener listener(loop, t.bind, [&](Socket s, const Address&, Listener::Permit) {
-      accepted.push_back(std::move(s));
-    });
+    Listener listener(loop, t.bind,
+                      [&](Socket s, const Address&) { accepted.push_back(std::move(s)); });
     const std::size_t watchers = loop.watcher_count();
     const std::size_t timers = loop.timer_count();
     Outcome out;
@@ -163,9 +162,8 @@ TEST_P(ConnectorTest, DroppedHandleStillRunsTheHandlerOnce) {
   for (const Transport& t : stream_transports()) {
     SCOPED_TRACE(t.name);
     std::vector<Socket> accepted;
-    Listener listener(loop, t.bind, [&](Socket s, const Address&, Listener::Permit) {
-      accepted.push_back(std::move(s));
-    });
+    Listener listener(loop, t.bind,
+                      [&](Socket s, const Address&) { accepted.push_back(std::move(s)); });
     Outcome ok;
     ok.connect(loop, listener.address());  // the handle is dropped at once
     Outcome refused;
@@ -195,9 +193,8 @@ TEST_P(ConnectorTest, CancelReportsOnceAndNeverInsideCancel) {
   for (const Transport& t : stream_transports()) {
     SCOPED_TRACE(t.name);
     std::vector<Socket> accepted;
-    Listener listener(loop, t.bind, [&](Socket s, const Address&, Listener::Permit) {
-      accepted.push_back(std::move(s));
-    });
+    Listener listener(loop, t.bind,
+                      [&](Socket s, const Address&) { accepted.push_back(std::move(s)); });
     Outcome out;
     auto connector = out.connect(loop, listener.address(), 5s);
     out.inside = true;

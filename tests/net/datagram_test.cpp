@@ -55,8 +55,8 @@ struct Received {
   bool truncated = false;
 };
 
-/// A DatagramHandler that appends to `out`.
-DatagramSocket::DatagramHandler collect(std::vector<Received>& out) {
+/// A ReceiveHandler that appends to `out`.
+DatagramSocket::ReceiveHandler collect(std::vector<Received>& out) {
   return [&out](std::string_view data, const Address& from, bool truncated) {
     out.push_back({std::string(data), from, truncated});
   };

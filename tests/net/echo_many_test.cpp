@@ -203,7 +203,7 @@ TEST_P(EchoManyTest, ThousandConcurrentClientsAreEchoedByteExact) {
     // ---- examples/echo_server.cpp, as in the README ----
     Reactor loop(backend());
     std::set<std::shared_ptr<Connection>> clients;
-    Listener listener(loop, t.bind, [&](Socket socket, const Address&, Listener::Permit) {
+    Listener listener(loop, t.bind, [&](Socket socket, const Address&) {
       auto c = Connection::make(loop, std::move(socket));
       c->on_data([](Connection& c, Buffer& in) {
         c.send(in.view());

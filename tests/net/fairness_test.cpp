@@ -236,8 +236,8 @@ void fresh_stack_part(const std::string& backend, Transport t) {
   std::unique_ptr<reactor::Listener> listener;
   {
     InLibrary in_library;
-    listener = std::make_unique<reactor::Listener>(
-        loop, listen_address(t), [&](Socket, const Address&, reactor::Listener::Permit) {
+    listener =
+        std::make_unique<reactor::Listener>(loop, listen_address(t), [&](Socket, const Address&) {
           check_fresh_stack("the accept handler");
           ++accepted;
         });

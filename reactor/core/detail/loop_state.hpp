@@ -36,6 +36,7 @@ struct TimerSlot {
 struct SignalSlot {
   SignalHandler handler;
   int signo = 0;
+  int notify_target = -1;  // the registry target writing to on_signal's notify_fd, if any
   std::uint32_t generation = 0;
   bool active = false;
 };

@@ -1,17 +1,12 @@
 #include "reactor/server/detail/server_core.hpp"
 
 #include <sys/eventfd.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <csignal>
-#include <cstdio>
 #include <stdexcept>
 #include <string>
-
-#include "reactor/core/detail/signal_registry.hpp"
 
 namespace reactor::detail {
 
@@ -60,52 +55,34 @@ ServerCore::ServerCore(ServerOptions options)
     for (std::size_t i = 0, n = loop_count_for(options_); i < n; ++i) {
       loops_.push_back(std::make_unique<Reactor>(options_.backend));
     }
+    workers_ = std::make_unique<Workers>(*loops_[0]);
     if (!options_.shutdown_signals.empty()) watch_shutdown_signals();
   } catch (...) {
-    unwatch_shutdown_signals();
+    shutdown_watchers_.clear();
+    workers_.reset();
     loops_.clear();
     ::close(cancel_fd_);
     throw;
   }
 }
 
-// The signal registry writes to the cancel fd itself, so a signal cancels blocked handlers
-// even when the serving thread is one of them (sync); loop 0 sees the fd and shuts down.
+// The signal handler itself writes to the cancel fd, so that a signal cancels blocked
+// handlers even when the serving thread is one of them (sync); loop 0 then shuts down.
 void ServerCore::watch_shutdown_signals() {
-  for (int signo : options_.shutdown_signals) {
-    if (!signals::catchable(signo)) {
-      throw std::invalid_argument("shutdown_signals: signal " + std::to_string(signo) +
-                                  " cannot be caught");
+  try {
+    for (int signo : options_.shutdown_signals) {
+      shutdown_watchers_.push_back(loops_[0]->on_signal(
+          signo, [this](int) { shutdown(); }, cancel_fd_));
     }
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("shutdown_signals: ") + e.what());
   }
-  signal_target_ = signals::attach(cancel_fd_);
-  if (signal_target_ < 0) {
-    throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
-                            "shutdown_signals: too many signal watchers");
-  }
-  for (int signo : options_.shutdown_signals) {
-    if (auto ec = signals::watch(signal_target_, signo)) {
-      throw std::system_error(ec, "shutdown_signals");
-    }
-  }
-  cancel_watch_ = loops_[0]->watch(cancel_fd_, Interest::read, [this](IoEvents) {
-    cancel_watch_.stop();  // the fd stays readable for good
-    shutdown();
-  });
-}
-
-void ServerCore::unwatch_shutdown_signals() noexcept {
-  if (signal_target_ < 0) return;
-  for (int signo : options_.shutdown_signals) signals::unwatch(signal_target_, signo);
-  signals::detach(signal_target_);
-  signal_target_ = -1;
 }
 
 ServerCore::~ServerCore() {
   join_all();
-  sigchld_.reset();
-  cancel_watch_.stop();
-  unwatch_shutdown_signals();
+  workers_.reset();  // its SIGCHLD watcher goes before the loop
+  shutdown_watchers_.clear();
   loops_.clear();
   ::close(cancel_fd_);
 }
@@ -215,139 +192,9 @@ void ServerCore::shutdown() noexcept {
   served_.wait(lock, [this] { return !serving_; });
 }
 
-bool ServerCore::spawn_thread(std::function<void()> body, std::function<void()> done) {
-  const std::uint64_t id = next_thread_++;
-  try {
-    std::thread t([this, id, body = std::move(body)] {
-      body();
-      loops_[0]->post([this, id] { finish_thread(id); });
-    });
-    threads_.emplace(id, HandlerThread{std::move(t), std::move(done)});
-  } catch (const std::system_error&) {
-    return false;  // EAGAIN: out of threads; the caller retries
-  }
-  return true;
-}
-
-void ServerCore::finish_thread(std::uint64_t id) {
-  auto it = threads_.find(id);
-  if (it == threads_.end()) return;  // join_all() got there first
-  it->second.thread.join();
-  auto done = std::move(it->second.done);
-  threads_.erase(it);
-  if (done) done();
-}
-
-bool ServerCore::spawn_child(const std::function<void()>& in_child,
-                             const std::function<int()>& body,
-                             std::function<void(int status)> done) {
-  // Watch before the first fork, so that no exit goes unnoticed.
-  if (!sigchld_) sigchld_.emplace(loops_[0]->on_signal(SIGCHLD, [this](int) { reap_children(); }));
-  // What the parent has buffered must not come out twice.
-  std::fflush(stdout);
-  std::fflush(stderr);
-  const pid_t pid = ::fork();
-  if (pid < 0) return false;
-  if (pid == 0) {
-    signals::restore_dispositions_in_child();
-    int code = static_cast<int>(Outcome::error);
-    try {
-      in_child();
-      code = body();
-    } catch (...) {
-    }
-    // No exit handlers, no destructors of the parent's objects, no second flush of stdio
-    // buffers inherited from the parent: a child flushes what it prints itself.
-    ::_exit(code);
-  }
-  children_.emplace(pid, std::move(done));
-  return true;
-}
-
-void ServerCore::reap_children() {
-  for (auto it = children_.begin(); it != children_.end();) {
-    int status = 0;
-    const pid_t r = ::waitpid(it->first, &status, WNOHANG);
-    if (r == 0 || (r < 0 && errno == EINTR)) {
-      ++it;
-      continue;
-    }
-    if (r < 0) status = 0;  // ECHILD: reaped behind our back (SIGCHLD set to SIG_IGN)
-    auto done = std::move(it->second);
-    it = children_.erase(it);
-    if (done) done(status);
-  }
-}
-
 void ServerCore::join_all() noexcept {
   shutdown();
-  auto threads = std::move(threads_);
-  threads_.clear();
-  for (auto& [id, t] : threads) {
-    if (t.thread.get_id() == std::this_thread::get_id()) {
-      threads_.emplace(id, std::move(t));  // server_close() from a handler thread: joined later
-      continue;
-    }
-    t.thread.join();
-    if (t.done) t.done();
-  }
-  auto children = std::move(children_);
-  children_.clear();
-  for (auto& [pid, done] : children) {
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (done) done(status);
-  }
-}
-
-ServerCore::Outcome ServerCore::fail(const Address& client, std::exception_ptr error) noexcept {
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::system_error& e) {
-    if (e.code() == std::errc::timed_out) return Outcome::timeout;
-    // Only shutdown() trips the cancel fd (in a child, whose copy of stopping_ is stale, too).
-    if (e.code() == std::errc::operation_canceled) return Outcome::canceled;
-  } catch (...) {
-  }
-  try {
-    if (options_.handle_error) {
-      options_.handle_error(client, error);
-      return Outcome::error;
-    }
-  } catch (...) {
-    // An error hook that throws: fall through to the default report.
-  }
-  std::string what = "unknown exception";
-  try {
-    std::rethrow_exception(error);
-  } catch (const std::exception& e) {
-    what = e.what();
-  } catch (...) {
-  }
-  std::fprintf(stderr, "reactor: error while handling a request from %s: %s\n",
-               client.empty() ? "(unnamed)" : client.to_string().c_str(), what.c_str());
-  return Outcome::error;
-}
-
-void ServerCore::count(Outcome outcome) noexcept {
-  switch (outcome) {
-    case Outcome::handled:
-      ++counters_.handled;
-      break;
-    case Outcome::error:
-      ++counters_.errors;
-      break;
-    case Outcome::timeout:
-      ++counters_.timeouts;
-      break;
-    case Outcome::canceled:
-      break;
-  }
-}
-
-ServerCore::Outcome ServerCore::outcome_of(int status) noexcept {
-  return WIFEXITED(status) ? static_cast<Outcome>(WEXITSTATUS(status) & 3) : Outcome::error;
+  workers_->join_all();
 }
 
 bool ServerCore::admit(const Address& client) noexcept {

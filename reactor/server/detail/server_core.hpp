@@ -1,9 +1,10 @@
 #pragma once
 /// \file
-/// What StreamServer and DatagramServer share: the loops (loop 0 on the serving thread,
-/// the pool's others on threads of their own), serve/shutdown, the cancel fd of blocking
-/// handlers, the slot budget, the counters, and the threads and children of the threading
-/// and forking models. Internal.
+/// What StreamServer and DatagramServer share at run time: the loops (loop 0 on the serving
+/// thread, the pool's others on threads of their own), serve/shutdown, the cancel fd of
+/// blocking handlers, the slot budget and the counters. The threads and children of the
+/// threading and forking models are Workers (workers.hpp); how a handler run ended is an
+/// Outcome (outcome.hpp). Internal.
 
 #include <sys/types.h>
 
@@ -11,14 +12,13 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
-#include <thread>
 #include <vector>
 
 #include "reactor/core/reactor.hpp"
+#include "reactor/server/detail/outcome.hpp"
+#include "reactor/server/detail/workers.hpp"
 #include "reactor/server/options.hpp"
 
 namespace reactor::detail {
@@ -48,10 +48,6 @@ class SlotBudget {
   const std::size_t limit_;
   std::atomic<std::size_t> active_{0};
   std::atomic<std::size_t> peak_{0};
-};
-
-struct Counters {
-  std::atomic<std::uint64_t> accepted{0}, rejected{0}, handled{0}, errors{0}, timeouts{0};
 };
 
 class ServerCore {
@@ -85,27 +81,15 @@ class ServerCore {
   bool closed() const noexcept { return closed_; }
   void mark_closed() noexcept { closed_ = true; }
 
-  /// threading: runs `body` on a new thread; `done` runs on loop 0 after it ends (the
-  /// thread is joined there). False when no thread can be made (EAGAIN): retry later.
-  bool spawn_thread(std::function<void()> body, std::function<void()> done);
-  /// forking: runs `body` in a child, which then exits with its result (0: handled, 1: a
-  /// handler error). `done(status)` runs on loop 0 once the child is reaped. False when
-  /// fork fails (EAGAIN, ENOMEM): retry later. `in_child` runs first in the child (close
-  /// what the child must not hold).
-  bool spawn_child(const std::function<void()>& in_child, const std::function<int()>& body,
-                   std::function<void(int status)> done);
-  std::size_t live_threads() const noexcept { return threads_.size(); }
-  std::size_t live_children() const noexcept { return children_.size(); }
+  /// The threads (threading) and children (forking) of handlers, on loop 0.
+  Workers& workers() noexcept { return *workers_; }
 
-  /// How a handler run ended.
-  enum class Outcome : int { handled = 0, error = 1, timeout = 2, canceled = 3 };
-  /// Classifies a handler failure: an idle timeout or shutdown's cancellation is not the
-  /// handler's fault; anything else goes to handle_error (or one line on stderr).
-  Outcome fail(const Address& client, std::exception_ptr error) noexcept;
-  /// Counts an outcome.
-  void count(Outcome outcome) noexcept;
-  /// The outcome a forked child reported through its exit status.
-  static Outcome outcome_of(int status) noexcept;
+  using Outcome = detail::Outcome;
+  /// classify_failure() with these options.
+  Outcome fail(const Address& client, std::exception_ptr error) noexcept {
+    return classify_failure(options_, client, std::move(error));
+  }
+  void count(Outcome outcome) noexcept { counters_.count(outcome); }
 
   /// A client (connection or datagram) arrived on a loop: counts it and runs verify_request.
   /// False: drop it (refused, or the server is shutting down).
@@ -118,9 +102,7 @@ class ServerCore {
   ServerStats stats() const noexcept;
 
  private:
-  void reap_children();
   void watch_shutdown_signals();
-  void unwatch_shutdown_signals() noexcept;
 
   ServerOptions options_;
   std::vector<std::unique_ptr<Reactor>> loops_;
@@ -135,17 +117,8 @@ class ServerCore {
   bool closed_ = false;
   const pid_t owner_pid_;
 
-  struct HandlerThread {
-    std::thread thread;
-    std::function<void()> done;
-  };
-  void finish_thread(std::uint64_t id);
-  std::uint64_t next_thread_ = 0;
-  std::map<std::uint64_t, HandlerThread> threads_;  // loop 0 only
-  std::map<pid_t, std::function<void(int)>> children_;
-  std::optional<SignalWatcher> sigchld_;
-  int signal_target_ = -1;  // the cancel fd as a signal registry target (shutdown_signals)
-  IoWatcher cancel_watch_;
+  std::unique_ptr<Workers> workers_;              // on loop 0
+  std::vector<SignalWatcher> shutdown_watchers_;  // on loop 0
 };
 
 }  // namespace reactor::detail

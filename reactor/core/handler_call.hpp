@@ -1,5 +1,8 @@
 #pragma once
-/// Running a handler whose owner may be destroyed or changed by the call itself.
+/// \file
+/// Running a handler whose owner may be destroyed or changed by the call itself: how the
+/// library's layers (core's loop, net's Connection, Listener, DatagramSocket) call a user's
+/// handler. Shared by the layers above core; not part of the user API (namespace detail).
 ///
 /// A callback may destroy the object that holds it, replace its own handler, or grow the
 /// table its handler lives in. So the handler is moved onto the caller's stack for the call,

@@ -1,0 +1,61 @@
+#include "reactor/server/detail/outcome.hpp"
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+#include <system_error>
+
+namespace reactor::detail {
+
+Outcome classify_failure(const ServerOptions& options, const Address& client,
+                         std::exception_ptr error) noexcept {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::system_error& e) {
+    if (e.code() == std::errc::timed_out) return Outcome::timeout;
+    // Only shutdown() trips the cancel fd (in a child, whose copy of stopping_ is stale, too).
+    if (e.code() == std::errc::operation_canceled) return Outcome::canceled;
+  } catch (...) {
+  }
+  try {
+    if (options.handle_error) {
+      options.handle_error(client, error);
+      return Outcome::error;
+    }
+  } catch (...) {
+    // An error hook that throws: fall through to the default report.
+  }
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  std::fprintf(stderr, "reactor: error while handling a request from %s: %s\n",
+               client.empty() ? "(unnamed)" : client.to_string().c_str(), what.c_str());
+  return Outcome::error;
+}
+
+Outcome outcome_of_exit(int status) noexcept {
+  return WIFEXITED(status) ? static_cast<Outcome>(WEXITSTATUS(status) & 3) : Outcome::error;
+}
+
+void Counters::count(Outcome outcome) noexcept {
+  switch (outcome) {
+    case Outcome::handled:
+      ++handled;
+      break;
+    case Outcome::error:
+      ++errors;
+      break;
+    case Outcome::timeout:
+      ++timeouts;
+      break;
+    case Outcome::canceled:
+      break;
+  }
+}
+
+}  // namespace reactor::detail
