@@ -1,5 +1,5 @@
-// R3 close and reuse the number, R5 many ready and one stops the rest, R6 no junk after
-// close with a duplicated descriptor.
+// Close and reuse the number, many ready and one stops the rest, no junk after close with
+// a duplicated descriptor.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -38,8 +38,8 @@ class FdReuseTest : public reactor::test::BackendTest {
 };
 
 // ---------------------------------------------------------------------------------------
-// R3: close both ends of a watched socketpair, dup2 a fresh pair onto the same numbers,
-// unwatch, watch the new pair: the new pair gets exactly its own events.
+// Close and reuse: close both ends of a watched socketpair, dup2 a fresh pair onto the same
+// numbers, unwatch, watch the new pair: the new pair gets exactly its own events.
 
 TEST_P(FdReuseTest, CloseAndReuseNumberGetsOnlyNewEvents) {
   FdLeakCheck leaks;
@@ -173,7 +173,7 @@ TEST_P(FdReuseTest, NumberReusedInsideBatchGetsNoStaleEvent) {
 }
 
 // ---------------------------------------------------------------------------------------
-// R5: 1,000+ sockets ready in one wait; the first callback stops all the others: none of
+// Many ready: 1,000+ sockets ready in one wait; the first callback stops all the others: none of
 // them is called. Twice in one loop, the second time with more fds, so the slot table and
 // the event array have to grow.
 
@@ -245,9 +245,9 @@ TEST_P(FdReuseTest, ManyReadyAllDeliveredInOneIteration) {
 }
 
 // ---------------------------------------------------------------------------------------
-// R6: the watched fd is also open elsewhere (dup). The peer writes; the reactor unwatches
-// and the fd is closed; the peer writes again. No callback after the close, and the idle
-// loop does not spin (<= 20 iterations a second). epoll keeps a registration alive while
+// A duplicated descriptor: the watched fd is also open elsewhere (dup). The peer writes; the
+// reactor unwatches and the fd is closed; the peer writes again. No callback after the close, and
+// the idle loop does not spin (<= 20 iterations a second). epoll keeps a registration alive while
 // any duplicate of the file is open, so unwatching must deregister before the close.
 
 TEST_P(FdReuseTest, DuplicatedFdClosedAfterUnwatchIsSilent) {

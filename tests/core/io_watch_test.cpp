@@ -388,7 +388,7 @@ TEST_P(IoWatchTest, StopAndRewatchInCallbackRoutesToNewHandler) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Fresh stack (B11 spirit): no callback runs inside watch() or set_interest().
+// Fresh stack: no callback runs inside watch() or set_interest().
 
 TEST_P(IoWatchTest, NoCallbackInsideWatchOrSetInterest) {
   FdLeakCheck leaks;

@@ -1,4 +1,4 @@
-// R11: the loop's lifecycle on every backend: stop() from a callback ends run() within one
+// The loop's lifecycle on every backend: stop() from a callback ends run() within one
 // iteration, run_once(timeout) with nothing to do waits that timeout, stop() before run(),
 // and destroying a Reactor while IoWatchers, Timers, SignalWatchers and posted tasks live.
 #include <fcntl.h>

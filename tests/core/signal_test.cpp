@@ -1,7 +1,7 @@
-// T2 (EINTR) and T3 (signals) on every backend: an interrupted wait keeps its timeout, a
-// signal watcher can stop a blocked run(), signals raised before the loop runs, two kinds at
-// once, one during another's callback, previous dispositions restored, two watchers and two
-// loops, uncatchable and out-of-range signals refused.
+// Interrupted waits (EINTR) and signal watchers on every backend: an interrupted wait keeps its
+// timeout, a signal watcher can stop a blocked run(), signals raised before the loop runs, two
+// kinds at once, one during another's callback, previous dispositions restored, two watchers and
+// two loops, uncatchable and out-of-range signals refused.
 //
 // Every test that raises a signal first installs a counting handler as the "previous"
 // disposition, so that a library that failed to install its own cannot kill the test
@@ -58,7 +58,7 @@ reactor::SignalHandler counter(Reactor& loop, Deliveries& d) {
   };
 }
 
-// ---- T2 ------------------------------------------------------------------------------
+// ---- Interrupted waits (EINTR) ----------------------------------------------------------
 
 TEST_P(SignalTest, InterruptedWaitStillLastsItsTimeout) {
   ScopedDisposition usr2(SIGUSR2);
@@ -144,7 +144,7 @@ TEST_P(SignalTest, SignalWatcherThatStopsTheLoopEndsABlockedRun) {
   EXPECT_TRUE(same_disposition(query_disposition(SIGUSR1), previous));
 }
 
-// ---- T3 ------------------------------------------------------------------------------
+// ---- Signal watchers --------------------------------------------------------------------
 
 TEST_P(SignalTest, RaisedBeforeTheLoopRunsIsDeliveredOnce) {
   ScopedDisposition usr1(SIGUSR1);

@@ -1,4 +1,4 @@
-// T1: the timer contract of reactor.hpp / timer.hpp on every backend: never early on the
+// The timer contract of reactor.hpp / timer.hpp on every backend: never early on the
 // monotonic clock, enormous and negative delays, repeating timers, order within a tick, 0 ms
 // timers on the next iteration, cancel and destroy (also from callbacks), Timer::active().
 #include <chrono>

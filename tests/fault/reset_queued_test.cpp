@@ -1,6 +1,6 @@
 // A peer that resets while a large write is queued, on every backend, with SIGPIPE at its
 // default disposition (asserted first: a single send without MSG_NOSIGNAL kills the test
-// process). tests/net/peer_failure_test.cpp (B7) resets under a 4 MiB flush; here 32 MiB
+// process). tests/net/peer_failure_test.cpp resets under a 4 MiB flush; here 32 MiB
 // are queued as 512 separate sends, the peer reads the first MiB (checked in order), then
 // resets:
 // - Connection level (TCP v4, TCP v6 when ::1 exists, Unix stream): on_close(reset) exactly

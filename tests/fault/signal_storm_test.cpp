@@ -9,8 +9,8 @@
 // - the loop's signal watchers see both signals while the storm lasts; the dispositions
 //   installed before (counting handlers, so that a library that lost its own cannot kill
 //   the process) are never called while the watchers live, and come back after.
-// tests/core/signal_test.cpp (T2) checks single interrupted waits; tests/server's S11 checks
-// blocking streams under signals. This is the event loop under a continuous storm.
+// tests/core/signal_test.cpp checks single interrupted waits; tests/server/blocking_stream_test.cpp
+// checks blocking streams under signals. This is the event loop under a continuous storm.
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>

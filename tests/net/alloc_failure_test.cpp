@@ -1,7 +1,7 @@
-// B10 on every backend, over TCP v4, TCP v6 (when ::1 exists) and Unix stream: a buffer
-// allocation that fails (injected with reactor::set_buffer_allocator) when a connection's
-// input must grow, and when a send must queue, gives that connection an error — the send's
-// return value and/or on_close(CloseReason::limit) exactly once — leaves it closable, and
+// Buffer allocation failure on every backend, over TCP v4, TCP v6 (when ::1 exists) and Unix
+// stream: a buffer allocation that fails (injected with reactor::set_buffer_allocator) when a
+// connection's input must grow, and when a send must queue, gives that connection an error — the
+// send's return value and/or on_close(CloseReason::limit) exactly once — leaves it closable, and
 // does not disturb the other connections on the loop, which keep echoing byte-exactly.
 // Leaks are ASan's to find.
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Pure unit tests of reactor::Buffer (no loop, no backend), including H1 (buffer arithmetic),
+// Pure unit tests of reactor::Buffer (no loop, no backend), including buffer arithmetic
 // allocator failure injection and read_from over a socket pair.
 #include "reactor/net/buffer.hpp"
 
@@ -481,7 +481,7 @@ TEST(BufferTest, GrowthDoublesAndSlides) {
   EXPECT_TRUE(b.valid());
 }
 
-// --- H1: hostile sizes ----------------------------------------------------------------------
+// --- Hostile sizes -------------------------------------------------------------------------
 
 TEST(BufferTest, HugeSizesOnEmptyBufferAreRejected) {
   const std::vector<std::size_t> sizes = {kMax,         kMax - 1,     kMax / 2,

@@ -1,6 +1,6 @@
 // Connector on every backend, over TCP v4, TCP v6 (when ::1 exists) and Unix stream: the
 // handler runs exactly once and never inside connect() or cancel() — on success, on refusal,
-// on cancel, on timeout against a full backlog (B6) and when the returned handle is dropped —
+// on cancel, on timeout against a full backlog and when the returned handle is dropped —
 // and nothing (fd, watcher, timer) is left behind.
 #include "reactor/net/connector.hpp"
 
@@ -188,7 +188,7 @@ TEST_P(ConnectorTest, DroppedHandleStillRunsTheHandlerOnce) {
   }
 }
 
-// B6: close while connecting.
+// Close while connecting.
 TEST_P(ConnectorTest, CancelReportsOnceAndNeverInsideCancel) {
   FdLeakCheck leaks;
   Reactor loop(backend());
@@ -224,7 +224,7 @@ TEST_P(ConnectorTest, CancelReportsOnceAndNeverInsideCancel) {
   }
 }
 
-// B6: a 100 ms timeout against a loopback listener whose backlog is full.
+// A 100 ms timeout against a loopback listener whose backlog is full.
 TEST_P(ConnectorTest, TimesOutOnceAgainstAFullBacklog) {
   FdLeakCheck leaks;
   Reactor loop(backend());

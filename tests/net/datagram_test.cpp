@@ -1,5 +1,5 @@
 // DatagramSocket on every backend, over UDP v4, UDP v6 (when ::1 exists) and Unix datagram:
-// U1 (sizes, boundaries, truncation, EMSGSIZE), U2 (an ICMP error on a connected UDP socket
+// sizes (boundaries, truncation, EMSGSIZE), an ICMP error (on a connected UDP socket it
 // reaches a callback, the socket stays usable and the loop does not stall or spin), and the
 // basics (sender addresses, autobind, the per-iteration read bound, stop, destruction inside
 // the handler, constructor failures that hold no fd).
@@ -91,7 +91,7 @@ void grow_buffers(int fd) {
 }
 
 // ---------------------------------------------------------------------------------------
-// U1 — sizes
+// Sizes
 
 TEST_P(DatagramTest, SizesKeepBoundariesAndContent) {
   FdLeakCheck leaks;
@@ -210,7 +210,7 @@ TEST_P(DatagramTest, OversizedSendReturnsMessageTooLong) {
 }
 
 // ---------------------------------------------------------------------------------------
-// U2 — an ICMP error on a connected socket
+// An ICMP error on a connected socket
 
 TEST_P(DatagramTest, ConnectedSendToClosedPortReportsRefusedAndStaysUsable) {
   FdLeakCheck leaks;

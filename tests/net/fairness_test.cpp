@@ -1,6 +1,6 @@
 // Callbacks and fairness of stream connections, on every backend and every stream transport:
-// B11 (no callback ever runs inside a call into the library), the per-iteration read bound,
-// and B13 (one connection flooding does not starve 100 doing ping-pong).
+// no callback ever runs inside a call into the library (a fresh stack), the per-iteration
+// read bound, and one connection flooding does not starve 100 doing ping-pong.
 #include <gtest/gtest.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -47,7 +47,7 @@ constexpr std::size_t kMiB = 1024 * 1024;
 constexpr std::size_t npos = std::string_view::npos;
 
 // ---------------------------------------------------------------------------------------
-// B11 fresh stack
+// Fresh stack: no callback inside a call into the library
 
 class FreshStackTest : public reactor::test::BackendTest {};
 
@@ -349,9 +349,10 @@ TEST_P(FairnessTest, ReadsPerIterationAreBounded) {
   for_each_transport([&](Transport t) { read_bound_part(backend(), t); });
 }
 
-// B13: a server loop (this thread) serves 100 echo connections and one flood connection. A
-// client loop in another thread runs 100 clients doing 200 ping-pong rounds each while a third
-// thread floods with blocking writes for the whole time. The p99 round trip stays < 50 ms.
+// Flooding does not starve: a server loop (this thread) serves 100 echo connections and one flood
+// connection. A client loop in another thread runs 100 clients doing 200 ping-pong rounds each
+// while a third thread floods with blocking writes for the whole time. The p99 round trip stays <
+// 50 ms.
 void flood_part(const std::string& backend, Transport t) {
   constexpr int kClients = 100;
   constexpr int kRounds = 200;
@@ -487,7 +488,8 @@ void flood_part(const std::string& backend, Transport t) {
       name(t), rtts_ms.size(), p50, p99, worst, static_cast<double>(flood_during) / kMiB,
       period_ms);
   ::testing::Test::RecordProperty(std::string("p99_us_") + name(t), static_cast<int>(p99 * 1000));
-  // 50 ms is the contract (B13); sanitizer builds widen it by kLatencySlack.
+  // 50 ms is the latency bound the ping-pong connections keep; sanitizer builds widen it by
+  // kLatencySlack.
   EXPECT_LT(p99, 50.0 * reactor::test::kLatencySlack)
       << "the flood starved the ping-pong connections";
   EXPECT_GT(flood_during, 4 * kMiB) << "the flood was not flowing during the ping-pong";

@@ -1,5 +1,5 @@
-// Flow control of stream connections on every backend and every stream transport: B4 (paused
-// reading does not spin), pause/resume, high and low watermarks, and the input and output
+// Flow control of stream connections on every backend and every stream transport: paused
+// reading does not spin, pause/resume, high and low watermarks, and the input and output
 // caps.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -51,7 +51,7 @@ void close_and_settle(Reactor& loop, Connection& c, const Recorder& rec) {
 }
 
 // ---------------------------------------------------------------------------------------
-// B4 paused reading does not spin
+// Paused reading does not spin
 
 // Reading is paused; a peer thread sends 1 MiB (blocking once the kernel buffers are full).
 // For the 1 s pause the loop must sleep: at most 20 iterations and no on_data. After

@@ -1,7 +1,7 @@
 // Listener on every backend, over TCP v4, TCP v6 (when ::1 exists) and Unix stream: port 0,
-// accepting a burst in bounded batches, the connection limit (S7), fd exhaustion back-off
+// accepting a burst in bounded batches, the connection limit, fd exhaustion back-off
 // (EMFILE), closing the accepted socket and destroying the Listener inside the accept
-// handler (S10), pause/resume, and constructor failures that leak nothing (S3).
+// handler, pause/resume, and constructor failures that leak nothing.
 #include "reactor/net/listener.hpp"
 
 #include <gtest/gtest.h>
@@ -176,7 +176,7 @@ TEST_P(ListenerTest, ManyClientsAtOnceAreAllAcceptedInBoundedBatches) {
   }
 }
 
-// S7: limit 100, 300 clients.
+// The connection limit: limit 100, 300 clients.
 TEST_P(ListenerTest, ConnectionLimitHoldsAndResumesWhenASlotFrees) {
   FdLeakCheck leaks;
   Reactor loop(backend());
@@ -311,7 +311,7 @@ TEST_P(ListenerTest, FdExhaustionBacksOffWithoutSpinningAndRecovers) {
   }
 }
 
-// S10: the accepted socket closed inside the accept handler, three ways.
+// The accepted socket closed inside the accept handler, three ways.
 TEST_P(ListenerTest, ClosingTheAcceptedSocketInsideTheHandlerIsSafe) {
   FdLeakCheck leaks;
   Reactor loop(backend());
@@ -358,7 +358,7 @@ TEST_P(ListenerTest, ClosingTheAcceptedSocketInsideTheHandlerIsSafe) {
   }
 }
 
-// S10: the Listener destroyed inside its own accept handler with more clients waiting.
+// The Listener destroyed inside its own accept handler with more clients waiting.
 TEST_P(ListenerTest, DestroyedInsideItsHandlerAcceptsNothingMore) {
   FdLeakCheck leaks;
   Reactor loop(backend());
@@ -416,7 +416,7 @@ TEST_P(ListenerTest, PauseStopsAcceptingUntilResume) {
   }
 }
 
-// S3: constructions that cannot work throw each time and leave no fd behind.
+// Constructions that cannot work throw each time and leave no fd behind.
 TEST_P(ListenerTest, BindFailuresThrowAndLeakNothing) {
   FdLeakCheck leaks;
   Reactor loop(backend());

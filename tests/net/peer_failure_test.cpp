@@ -1,6 +1,6 @@
 // What a misbehaving or vanishing peer does to a connection, on every backend and every
-// stream transport: B6 connect failures, B7 peer close and reset (and SIGPIPE), B12 close with
-// more events pending.
+// stream transport: connect failures, peer close and reset (and SIGPIPE), close with more
+// events pending.
 #include <gtest/gtest.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -47,7 +47,7 @@ constexpr std::size_t npos = std::string_view::npos;
 class PeerFailureTest : public reactor::test::BackendTest {};
 
 // ---------------------------------------------------------------------------------------
-// B6 connect failures
+// Connect failures
 
 /// What a Connector's handler reported.
 struct ConnectOutcome {
@@ -289,7 +289,7 @@ TEST_P(PeerFailureTest, ConnectRunsOnceBeforeClose) {
 }
 
 // ---------------------------------------------------------------------------------------
-// B7 peer close and reset
+// Peer close and reset
 
 // The peer sends and closes: all data, then on_close(eof) once, nothing after.
 void peer_close_part(const std::string& backend, Transport t) {
@@ -456,7 +456,7 @@ TEST_P(PeerFailureTest, FlushIntoResetPeerFailsOnce) {
 }
 
 // ---------------------------------------------------------------------------------------
-// B12 close with more events pending
+// Close with more events pending
 
 // Before the connection starts, the peer sends data and resets, so the fd reports readable,
 // error and hang-up together. on_data closes (or aborts, or closes and drops the last

@@ -1,6 +1,6 @@
 // Behaviour of buffered stream connections on every backend and every stream transport
-// (TCP over 127.0.0.1 and ::1, Unix stream): B1 integrity, B2 writing a lot, B3 order and
-// B5 half close.
+// (TCP over 127.0.0.1 and ::1, Unix stream): integrity, writing a lot, order and half
+// close.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
@@ -43,7 +43,7 @@ constexpr std::size_t npos = std::string_view::npos;
 class StreamTest : public reactor::test::BackendTest {};
 
 // ---------------------------------------------------------------------------------------
-// B1 integrity
+// Integrity
 
 // A message of random length (mostly short, sometimes up to 64 KiB) and random content.
 std::string random_message(std::mt19937_64& rng) {
@@ -176,7 +176,7 @@ TEST_P(StreamTest, PingPongRandomCutsIsByteExact) {
 }
 
 // ---------------------------------------------------------------------------------------
-// B2 write a lot
+// Writing a lot
 
 // Queues `total` bytes at once to a peer thread that echoes with blocking syscalls, asks for
 // a shutdown of the writing side (done once the queue drains) and reads everything back.
@@ -259,7 +259,7 @@ TEST_P(StreamTest, WriteHundredMiBToEchoPeer) {
 }
 
 // ---------------------------------------------------------------------------------------
-// B3 order
+// Order
 
 // A pair whose send buffer on our side is as small as it goes, so that a queue builds at
 // once. (The peer's receive buffer is left alone: a tiny TCP window makes loopback crawl.
@@ -445,7 +445,7 @@ TEST_P(StreamTest, SendBeforeStartLeavesFirstInOrder) {
 }
 
 // ---------------------------------------------------------------------------------------
-// B5 half close
+// Half close
 
 // Queue writes, shutdown(): the peer gets every byte then EOF; a second shutdown() and a late
 // send() fail with EPIPE; we still read what the peer sends afterwards; when the peer closes

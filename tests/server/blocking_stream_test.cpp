@@ -1,6 +1,6 @@
-// BlockingStream: lines (LF, CRLF, lone CR, NUL, split delimiters), the line cap (H2), exact
+// BlockingStream: lines (LF, CRLF, lone CR, NUL, split delimiters), the line cap, exact
 // and partial reads, buffered writes, timeouts, cancellation through an eventfd, a vanished
-// peer (never SIGPIPE), half-close, and 16 MiB each way under a storm of signals (S11).
+// peer (never SIGPIPE), half-close, and 16 MiB each way under a storm of signals.
 //
 // Every test runs over TCP on 127.0.0.1, TCP on ::1 and a Unix stream socket: one end in a
 // BlockingStream, the other a raw blocking socket driven with plain system calls (bounded by
@@ -55,7 +55,7 @@ using Clock = std::chrono::steady_clock;
 /// The per-wait timeout every stream gets unless a test is about timeouts: far longer than
 /// any healthy wait here, short enough that a broken wait fails the test instead of hanging.
 constexpr auto kSafety = 10s;
-/// The big transfers (S11 and the flow tests).
+/// The big transfers (under signals, and the flow tests).
 constexpr std::size_t kBig = std::size_t{16} << 20;
 
 double ms_between(Clock::time_point from, Clock::time_point to) {
@@ -201,9 +201,9 @@ class Later {
 };
 
 /// Sends SIGUSR1 to `target` about every 100 µs from its own thread until stop(), at most
-/// `cap` times (about 60 s): the signalling half of S11. The disposition must already be a
-/// handler (SIGUSR1's default action ends the process), and `target` must not be joined
-/// before stop() returns.
+/// `cap` times (about 60 s): the signalling half of the transfers under signals. The disposition
+/// must already be a handler (SIGUSR1's default action ends the process), and `target` must not be
+/// joined before stop() returns.
 class SignalStorm {
  public:
   explicit SignalStorm(pthread_t target, int cap = 600000)
@@ -421,7 +421,7 @@ TEST_P(BlockingStreamTest, ManyLinesInOneBurstAreSplitExactly) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The line cap (H2)
+// The line cap
 
 TEST_P(BlockingStreamTest, LineLongerThanTheCapFailsWithMessageSize) {
   for (const bool throwing : {false, true}) {
@@ -995,7 +995,7 @@ TEST_P(BlockingStreamTest, BlockingSocketIsMadeNonBlocking) {
 }
 
 // ---------------------------------------------------------------------------------------
-// S11: signals never break an operation
+// Signals never break an operation
 
 TEST_P(BlockingStreamTest, SixteenMiBWrittenUnderSignals) {
   FdLeakCheck leak;

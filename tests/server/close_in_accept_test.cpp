@@ -1,4 +1,4 @@
-// S10: closing inside the accept path, on every backend. Nothing may be closed twice and
+// Closing inside the accept path, on every backend. Nothing may be closed twice and
 // nothing delivered after the close. A library that closes an fd number a second time
 // closes whatever the program opened in the meantime; so right after each close the test
 // opens pipes (which take the freed numbers), makes them readable, and checks at the end

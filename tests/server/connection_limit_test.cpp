@@ -1,4 +1,4 @@
-// S7: the connection limit. max_connections = 100 and 300 clients, each sending "hi\n" at
+// The connection limit. max_connections = 100 and 300 clients, each sending "hi\n" at
 // once and keeping its connection until the test hangs up:
 // - never more than 100 are served at once (counted by the handlers themselves, in shared
 //   memory so that forked children count too, and by stats().peak_active), and exactly 100
@@ -232,7 +232,8 @@ TEST_P(ConnectionLimitTest, NeverMoreThanTheLimitNoSpinWhileFullQuickResume) {
       resume_ms.push_back(su::ms_between(t, Clock::now()));
     }
     std::sort(resume_ms.begin(), resume_ms.end());
-    // 100 ms is the contract (S7); sanitizer builds widen it by kLatencySlack.
+    // 100 ms is the bound the connection limit promises; sanitizer builds widen it by
+    // kLatencySlack.
     EXPECT_LT(resume_ms[3], 100.0 * reactor::test::kLatencySlack)
         << "second slowest of five resumes";
     EXPECT_LT(resume_ms[4], 1000.0) << "slowest of five resumes";

@@ -1,4 +1,4 @@
-// S4: handler errors and refused requests, on every model (the event models over every
+// Handler errors and refused requests, on every model (the event models over every
 // backend). A handler that throws: ServerOptions::handle_error runs exactly once, with that
 // client's address and that exception; that connection is closed (the client reads EOF or a
 // reset, and no reply); the server goes on serving; stats().errors counts it. The same for

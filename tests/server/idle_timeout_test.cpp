@@ -1,4 +1,4 @@
-// S6: the idle timeout. 200 clients connect and send nothing: each is closed by the server
+// The idle timeout. 200 clients connect and send nothing: each is closed by the server
 // at idle_timeout (1 s) +- 20 %, measured from its own connect; meanwhile a busy client doing
 // request/response every 10 ms over one connection keeps its p99 latency under 100 ms, and
 // is never closed. stats().timeouts counts the 200 and stats().errors stays 0 (a timeout is
@@ -8,7 +8,7 @@
 // connection's idle timer), the event models over every backend. The sync model serves one
 // connection at a time and the forking model at most max_children (40) at once, so 200
 // simultaneous idle clients would be served one batch after another and could not all be
-// closed at their own connect time + 1 s: S6 does not apply to them.
+// closed at their own connect time + 1 s: this timing check does not apply to them.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -169,7 +169,7 @@ TEST_P(IdleTimeoutTest, IdleClientsCloseOnTimeWhileABusyClientStaysFast) {
     ASSERT_GT(lat.size(), 20u) << "the busy client made too few requests";
     std::sort(lat.begin(), lat.end());
     const double p99 = lat[(lat.size() * 99) / 100];
-    // 100 ms is the contract (S6); sanitizer builds widen it by kLatencySlack.
+    // 100 ms is the latency bound a busy client keeps; sanitizer builds widen it by kLatencySlack.
     const double bound = 100.0 * reactor::test::kLatencySlack;
     EXPECT_LT(p99, bound) << "busy client p99 over " << lat.size() << " requests (max "
                           << lat.back() << " ms)";

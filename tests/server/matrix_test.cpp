@@ -1,4 +1,4 @@
-// S1: every transport (TCP, Unix stream, UDP, Unix datagram) on every model (sync, threading,
+// Every transport (TCP, Unix stream, UDP, Unix datagram) on every model (sync, threading,
 // forking, reactor, pool): 3 sequential and then 50 concurrent clients each get their line
 // echoed; after shutdown() and server_close() the listening socket is closed (fileno() is -1,
 // no fd refers to its inode, clients are refused, a socket file is removed), no thread and

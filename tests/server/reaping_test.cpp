@@ -1,4 +1,4 @@
-// S5: threads and children are reaped, on every backend (the loop's backend carries the
+// Threads and children are reaped, on every backend (the loop's backend carries the
 // thread-finished posts and the SIGCHLD wake-ups).
 // - Threading: 1,000 sequential requests; the live thread count, sampled every millisecond,
 //   stays small (finished handler threads are joined at once, none is kept), the parent's fd

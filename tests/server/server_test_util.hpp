@@ -1,5 +1,5 @@
 #pragma once
-/// Header-only helpers for the server tests (S1–S7, S10): the transports and models to loop
+/// Header-only helpers for the server tests: the transports and models to loop
 /// over, parameter cases and their names, plain blocking clients bounded by SO_RCVTIMEO, echo
 /// handlers of every kind, a serving thread that cannot outlive its test, process state read
 /// from /proc (threads, children, zombies, open socket inodes), a per-test hang guard, and
@@ -713,7 +713,7 @@ inline int unreachable_error(Transport t, const Address& to) {
   return 0;
 }
 
-/// Every client line of the S tests: "<tag>-<i>-<padding>\n".
+/// A client line a server test sends: "<tag>-<i>-<padding>\n".
 inline std::string client_line(std::string_view tag, std::size_t i) {
   return std::string(tag) + "-" + std::to_string(i) + "-abcdefghijklmnopqrstuvwxyz\n";
 }

@@ -1,4 +1,4 @@
-// S2: shutdown on every backend. Twenty servers (every transport x every model) shut down at
+// Shutdown on every backend. Twenty servers (every transport x every model) shut down at
 // once from twenty threads: each serving thread returns within 1 s. shutdown() twice,
 // server_close() twice, shutdown() after close: harmless. A server that never served: shutdown
 // returns at once and a later serve_forever or handle_request returns at once. A shutdown

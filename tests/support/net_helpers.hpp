@@ -77,7 +77,7 @@ inline ::testing::AssertionResult HasOneOf(const std::error_code& ec,
 // ---------------------------------------------------------------------------------------
 // Transports
 
-/// The stream transports every B test runs over.
+/// The stream transports every connection test runs over.
 enum class Transport : std::uint8_t { tcp4, tcp6, unix_stream };
 inline constexpr std::array<Transport, 3> kAllTransports{Transport::tcp4, Transport::tcp6,
                                                          Transport::unix_stream};
