@@ -12,12 +12,15 @@
 
 #include "reactor/core/reactor.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/errors.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Interest;
 using reactor::IoEvents;
 using reactor::IoHandler;
@@ -34,7 +37,7 @@ using reactor::test::write_byte;
 
 class BadRegistrationTest : public reactor::test::BackendTest {
  protected:
-  void SetUp() override { reactor::test::warm_up_backend(backend()); }
+  void SetUp() override { reactor::test::warm_up(backend()); }
 };
 
 bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }

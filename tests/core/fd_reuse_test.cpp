@@ -13,28 +13,29 @@
 #include "reactor/core/reactor.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Interest;
 using reactor::IoEvents;
 using reactor::IoWatcher;
 using reactor::Reactor;
 using reactor::test::drain;
-using reactor::test::ensure_fd_limit;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
 using reactor::test::run_for;
 using reactor::test::run_until;
+using reactor::test::send_all;
 using reactor::test::SocketPair;
-using reactor::test::write_all;
 using reactor::test::write_byte;
 
 class FdReuseTest : public reactor::test::BackendTest {
  protected:
-  void SetUp() override { reactor::test::warm_up_backend(backend()); }
+  void SetUp() override { reactor::test::warm_up(backend()); }
 };
 
 // ---------------------------------------------------------------------------------------
@@ -98,17 +99,17 @@ TEST_P(FdReuseTest, CloseAndReuseNumberGetsOnlyNewEvents) {
   EXPECT_EQ(x_calls, 0) << "the new x got an event that belongs to the old socket";
   EXPECT_EQ(y_calls, 0) << "the new y got an event that belongs to the old socket";
 
-  ASSERT_TRUE(write_all(y, "ping"));
+  ASSERT_TRUE(send_all(y, "ping"));
   EXPECT_TRUE(run_until(
-      loop, [&] { return x_calls > 0; }, 10));
+      loop, [&] { return x_calls > 0; }, 1s, 100ms));
   for (int i = 0; i < 2; ++i) loop.run_once(0ms);
   EXPECT_EQ(x_calls, 1);
   EXPECT_EQ(got_x, "ping");
   EXPECT_EQ(y_calls, 0);
 
-  ASSERT_TRUE(write_all(x, "pong"));
+  ASSERT_TRUE(send_all(x, "pong"));
   EXPECT_TRUE(run_until(
-      loop, [&] { return y_calls > 0; }, 10));
+      loop, [&] { return y_calls > 0; }, 1s, 100ms));
   for (int i = 0; i < 2; ++i) loop.run_once(0ms);
   EXPECT_EQ(y_calls, 1);
   EXPECT_EQ(got_y, "pong");
@@ -166,7 +167,7 @@ TEST_P(FdReuseTest, NumberReusedInsideBatchGetsNoStaleEvent) {
   EXPECT_EQ(new_calls, 0) << "the new (empty) socket was reported";
   ASSERT_TRUE(write_byte(fresh.b.get()));
   EXPECT_TRUE(run_until(
-      loop, [&] { return new_calls > 0; }, 10));
+      loop, [&] { return new_calls > 0; }, 1s, 100ms));
   EXPECT_EQ(new_calls, 1);
   EXPECT_EQ(new_junk, 0);
   EXPECT_EQ(calls[1 - first], 0);
@@ -214,7 +215,8 @@ void first_stops_the_rest(Reactor& loop, std::size_t n) {
 }
 
 TEST_P(FdReuseTest, ManyReadyFirstStopsTheRest) {
-  if (!ensure_fd_limit(kManyFdsNeeded)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
+  reactor::test::ScopedFdLimit fd_limit;
+  if (!fd_limit.raise_to_hard(kManyFdsNeeded)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
   FdLeakCheck leaks;
   Reactor loop(backend());
   first_stops_the_rest(loop, kManyFirst);
@@ -225,7 +227,8 @@ TEST_P(FdReuseTest, ManyReadyFirstStopsTheRest) {
 // The same sizes without stopping: every ready fd is delivered exactly once in one
 // iteration, so nothing ready is left out of a batch however large.
 TEST_P(FdReuseTest, ManyReadyAllDeliveredInOneIteration) {
-  if (!ensure_fd_limit(kManyFdsNeeded)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
+  reactor::test::ScopedFdLimit fd_limit;
+  if (!fd_limit.raise_to_hard(kManyFdsNeeded)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
   FdLeakCheck leaks;
   Reactor loop(backend());
   for (std::size_t n : {kManyFirst, kManySecond}) {
@@ -265,7 +268,7 @@ TEST_P(FdReuseTest, DuplicatedFdClosedAfterUnwatchIsSilent) {
   });
   ASSERT_TRUE(write_byte(p.b.get()));
   EXPECT_TRUE(run_until(
-      loop, [&] { return calls > 0; }, 10));  // data left unread
+      loop, [&] { return calls > 0; }, 1s, 100ms));  // data left unread
 
   w.stop();
   p.a.reset();
@@ -297,7 +300,7 @@ TEST_P(FdReuseTest, DuplicatedFdClosedInOwnCallbackIsSilent) {
   });
   ASSERT_TRUE(write_byte(p.b.get()));
   EXPECT_TRUE(run_until(
-      loop, [&] { return calls > 0; }, 10));
+      loop, [&] { return calls > 0; }, 1s, 100ms));
   ASSERT_EQ(calls, 1);
   ASSERT_TRUE(write_byte(p.b.get()));
 

@@ -21,11 +21,14 @@
 #include "reactor/core/reactor.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/time_helpers.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/signals.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Reactor;
 using reactor::SignalWatcher;
 using reactor::Timer;
@@ -34,14 +37,14 @@ using reactor::test::g_signal_counts;
 using reactor::test::handler_of;
 using reactor::test::ms_between;
 using reactor::test::query_disposition;
-using reactor::test::run_once_until;
+using reactor::test::run_until;
 using reactor::test::same_disposition;
 using reactor::test::ScopedDisposition;
 using reactor::test::ScopedUnblock;
 using reactor::test::SteadyClock;
 using reactor::test::Watchdog;
 
-class SignalTest : public reactor::test::TimeTest {};
+class SignalTest : public reactor::test::BackendTest {};
 
 /// Counts deliveries of one signal to one watcher and remembers the last signo and iteration.
 struct Deliveries {
@@ -184,8 +187,8 @@ TEST_P(SignalTest, TwoKindsAtOnce) {
     SignalWatcher w2 = loop.on_signal(SIGUSR2, counter(loop, d2));
     ASSERT_EQ(::raise(SIGUSR1), 0);
     ASSERT_EQ(::raise(SIGUSR2), 0);
-    EXPECT_TRUE(run_once_until(
-        loop, [&] { return d1.count > 0 && d2.count > 0; }, 10, 100ms));
+    EXPECT_TRUE(run_until(
+        loop, [&] { return d1.count > 0 && d2.count > 0; }, 1s, 100ms));
     for (int i = 0; i < 3; ++i) loop.run_once(10ms);
     EXPECT_EQ(d1.count, 1);
     EXPECT_EQ(d2.count, 1);
@@ -219,8 +222,8 @@ TEST_P(SignalTest, SignalRaisedInsideAnotherSignalsCallbackIsDelivered) {
   });
   SignalWatcher w2 = loop.on_signal(SIGUSR2, counter(loop, d2));
   ASSERT_EQ(::raise(SIGUSR1), 0);
-  EXPECT_TRUE(run_once_until(
-      loop, [&] { return d1.count >= 2 && d2.count >= 1; }, 10, 100ms));
+  EXPECT_TRUE(run_until(
+      loop, [&] { return d1.count >= 2 && d2.count >= 1; }, 1s, 100ms));
   for (int i = 0; i < 3; ++i) loop.run_once(10ms);
   EXPECT_EQ(d1.count, 2);
   EXPECT_EQ(d2.count, 1);
@@ -291,16 +294,16 @@ TEST_P(SignalTest, DispositionIsRestoredOnlyWhenTheLastWatcherGoes) {
   wa1.stop();
   EXPECT_FALSE(same_disposition(query_disposition(SIGUSR1), previous));
   ASSERT_EQ(::raise(SIGUSR1), 0);
-  EXPECT_TRUE(run_once_until(
-      loop_a, [&] { return a2.count > 0; }, 10, 100ms));
-  EXPECT_TRUE(run_once_until(
-      loop_b, [&] { return b1.count > 0; }, 10, 100ms));
+  EXPECT_TRUE(run_until(
+      loop_a, [&] { return a2.count > 0; }, 1s, 100ms));
+  EXPECT_TRUE(run_until(
+      loop_b, [&] { return b1.count > 0; }, 1s, 100ms));
 
   wb1 = SignalWatcher();
   EXPECT_FALSE(same_disposition(query_disposition(SIGUSR1), previous));
   ASSERT_EQ(::raise(SIGUSR1), 0);
-  EXPECT_TRUE(run_once_until(
-      loop_a, [&] { return a2.count > 1; }, 10, 100ms));
+  EXPECT_TRUE(run_until(
+      loop_a, [&] { return a2.count > 1; }, 1s, 100ms));
   for (int i = 0; i < 3; ++i) loop_b.run_once(10ms);
 
   EXPECT_EQ(a1.count, 0);
@@ -326,10 +329,10 @@ TEST_P(SignalTest, TwoLoopsWatchingOneSignalBothGetIt) {
     SignalWatcher wb = loop_b.on_signal(SIGUSR1, counter(loop_b, db));
     for (int round = 1; round <= 3; ++round) {
       ASSERT_EQ(::raise(SIGUSR1), 0);
-      EXPECT_TRUE(run_once_until(
-          loop_a, [&] { return da.count >= round; }, 10, 100ms));
-      EXPECT_TRUE(run_once_until(
-          loop_b, [&] { return db.count >= round; }, 10, 100ms));
+      EXPECT_TRUE(run_until(
+          loop_a, [&] { return da.count >= round; }, 1s, 100ms));
+      EXPECT_TRUE(run_until(
+          loop_b, [&] { return db.count >= round; }, 1s, 100ms));
       loop_a.run_once(10ms);
       loop_b.run_once(10ms);
       EXPECT_EQ(da.count, round);
@@ -358,8 +361,8 @@ TEST_P(SignalTest, DestroyingOneLoopKeepsTheOtherLoopsSignal) {
     EXPECT_FALSE(orphan.active());
     EXPECT_FALSE(same_disposition(query_disposition(SIGUSR1), previous));
     ASSERT_EQ(::raise(SIGUSR1), 0);
-    EXPECT_TRUE(run_once_until(
-        survivor, [&] { return d.count > 0; }, 10, 100ms));
+    EXPECT_TRUE(run_until(
+        survivor, [&] { return d.count > 0; }, 1s, 100ms));
     EXPECT_EQ(g_signal_counts[SIGUSR1].load(), 0);
     orphan = SignalWatcher();
     EXPECT_FALSE(same_disposition(query_disposition(SIGUSR1), previous));
@@ -379,8 +382,8 @@ TEST_P(SignalTest, TwoWatchersInOneLoopBothGetIt) {
     SignalWatcher w1 = loop.on_signal(SIGUSR1, counter(loop, d1));
     SignalWatcher w2 = loop.on_signal(SIGUSR1, counter(loop, d2));
     ASSERT_EQ(::raise(SIGUSR1), 0);
-    EXPECT_TRUE(run_once_until(
-        loop, [&] { return d1.count > 0 && d2.count > 0; }, 10, 100ms));
+    EXPECT_TRUE(run_until(
+        loop, [&] { return d1.count > 0 && d2.count > 0; }, 1s, 100ms));
     for (int i = 0; i < 3; ++i) loop.run_once(10ms);
     EXPECT_EQ(d1.count, 1);
     EXPECT_EQ(d2.count, 1);
@@ -407,8 +410,8 @@ TEST_P(SignalTest, InvalidSignalsThrow) {
   Deliveries d;
   SignalWatcher w = loop.on_signal(SIGUSR1, counter(loop, d));
   ASSERT_EQ(::raise(SIGUSR1), 0);
-  EXPECT_TRUE(run_once_until(
-      loop, [&] { return d.count > 0; }, 10, 100ms));
+  EXPECT_TRUE(run_until(
+      loop, [&] { return d.count > 0; }, 1s, 100ms));
   EXPECT_EQ(called, 0);
 }
 
