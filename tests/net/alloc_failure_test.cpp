@@ -229,7 +229,8 @@ TEST_P(AllocFailureTest, ReadThatMustGrowTheInputClosesOnlyThatConnection) {
 
     StreamPair pair = make_stream_pair(t, PeerMode::nonblocking);
     ASSERT_TRUE(pair.ours);
-    auto victim = Connection::make(loop, std::move(pair.ours));
+    // The connecting end is the victim; the accepted end is the raw peer.
+    auto victim = Connection::make(loop, Socket(pair.peer.release()));
     VictimLog log;
     victim->on_data([&](Connection& c, Buffer&) {  // never consumes: the input must grow
       if (!c.open()) ++log.data_calls_after_close;
@@ -250,7 +251,7 @@ TEST_P(AllocFailureTest, ReadThatMustGrowTheInputClosesOnlyThatConnection) {
     ASSERT_TRUE(run_until(
         loop,
         [&] {
-          send_some(pair.peer.get(), pending);
+          send_some(pair.ours.fd(), pending);
           sent = flood.size() - pending.size();
           return log.closes > 0;
         },
@@ -261,7 +262,7 @@ TEST_P(AllocFailureTest, ReadThatMustGrowTheInputClosesOnlyThatConnection) {
     ASSERT_TRUE(bench.advance(rounds_before, 20));
     bench.expect_healthy();
     allocator.stop_failing();
-    expect_closed_and_closable(loop, *victim, log, pair.peer.get());
+    expect_closed_and_closable(loop, *victim, log, pair.ours.fd());
     ASSERT_TRUE(bench.advance(bench.min_rounds(), 10));
     bench.expect_healthy();
     bench.finish();
@@ -284,10 +285,10 @@ TEST_P(AllocFailureTest, SendThatMustQueueFailsAndClosesOnlyThatConnection) {
 
       StreamPair pair = make_stream_pair(t, PeerMode::nonblocking);
       ASSERT_TRUE(pair.ours);
-      pair.ours.set_send_buffer(16 * 1024);
-      set_int_option(pair.peer.get(), SOL_SOCKET, SO_RCVBUF,
-                     16 * 1024);  // and the peer never reads
-      auto victim = Connection::make(loop, std::move(pair.ours));
+      Socket victim_end(pair.peer.release());  // the connecting end; the accepted one is the peer
+      victim_end.set_send_buffer(16 * 1024);
+      pair.ours.set_receive_buffer(16 * 1024);  // and the peer never reads
+      auto victim = Connection::make(loop, std::move(victim_end));
       VictimLog log;
       victim->on_data([&](Connection& c, Buffer& in) {
         if (!c.open()) ++log.data_calls_after_close;
@@ -318,7 +319,7 @@ TEST_P(AllocFailureTest, SendThatMustQueueFailsAndClosesOnlyThatConnection) {
       ASSERT_TRUE(bench.advance(rounds_before, 20));
       bench.expect_healthy();
       allocator.stop_failing();
-      expect_closed_and_closable(loop, *victim, log, pair.peer.get());
+      expect_closed_and_closable(loop, *victim, log, pair.ours.fd());
       ASSERT_TRUE(bench.advance(bench.min_rounds(), 10));
       bench.expect_healthy();
       bench.finish();

@@ -102,19 +102,20 @@ TEST_P(ListenerTest, PortZeroGetsARealPortAndAccepts) {
   Reactor loop(backend());
   for (const Transport& t : stream_transports()) {
     SCOPED_TRACE(name(t));
+    const Address bind = bind_address(t);
     std::vector<Socket> accepted;
     std::vector<Address> peers;
-    Listener listener(loop, bind_address(t), [&](Socket s, const Address& peer, Listener::Permit) {
+    Listener listener(loop, bind, [&](Socket s, const Address& peer, Listener::Permit) {
       accepted.push_back(std::move(s));
       peers.push_back(peer);
     });
     EXPECT_GE(listener.fd(), 0);
     EXPECT_TRUE(listener.accepting());
-    EXPECT_EQ(listener.address().family(), bind_address(t).family());
+    EXPECT_EQ(listener.address().family(), bind.family());
     if (!is_unix(t)) {
       EXPECT_NE(listener.address().port(), 0) << listener.address().to_string();
     } else {
-      EXPECT_EQ(listener.address(), bind_address(t)) << listener.address().to_string();
+      EXPECT_EQ(listener.address(), bind) << listener.address().to_string();
     }
     std::vector<Fd> clients = connect_clients(listener.address(), 1);
     ASSERT_EQ(clients.size(), 1u);
