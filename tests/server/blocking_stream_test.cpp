@@ -1100,7 +1100,7 @@ TEST_P(BlockingStreamTest, SixteenMiBReadUnderSignals) {
               test::g_signal_counts[SIGUSR1].load());
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, BlockingStreamTest,
+INSTANTIATE_TEST_SUITE_P(AllTransports, BlockingStreamTest,
                          ::testing::Values(Transport::tcp4, Transport::tcp6,
                                            Transport::unix_stream),
                          [](const ::testing::TestParamInfo<Transport>& info) {

@@ -269,9 +269,9 @@ TEST_P(ConnectionLimitTest, NeverMoreThanTheLimitNoSpinWhileFullQuickResume) {
   EXPECT_TRUE(child_pids().empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(ConcurrentModels, ConnectionLimitTest,
-                         ::testing::ValuesIn(model_cases({Model::threading, Model::forking,
-                                                          Model::reactor, Model::pool})),
-                         ModelCaseName());
+REACTOR_INSTANTIATE_MODEL(ConnectionLimitTest, Threading, threading);
+REACTOR_INSTANTIATE_MODEL(ConnectionLimitTest, Forking, forking);
+REACTOR_INSTANTIATE_MODEL(ConnectionLimitTest, Reactor, reactor);
+REACTOR_INSTANTIATE_MODEL(ConnectionLimitTest, Pool, pool);
 
 }  // namespace

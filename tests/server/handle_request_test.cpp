@@ -81,11 +81,11 @@ TEST_P(HandleRequestTest, EachCallServesExactlyOneDatagram) {
   server.server_close();
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryModel, HandleRequestTest,
-                         ::testing::ValuesIn(model_cases({Model::sync, Model::threading,
-                                                          Model::forking, Model::reactor,
-                                                          Model::pool})),
-                         ModelCaseName());
+REACTOR_INSTANTIATE_MODEL(HandleRequestTest, Sync, sync);
+REACTOR_INSTANTIATE_MODEL(HandleRequestTest, Threading, threading);
+REACTOR_INSTANTIATE_MODEL(HandleRequestTest, Forking, forking);
+REACTOR_INSTANTIATE_MODEL(HandleRequestTest, Reactor, reactor);
+REACTOR_INSTANTIATE_MODEL(HandleRequestTest, Pool, pool);
 
 }  // namespace
 }  // namespace reactor::test

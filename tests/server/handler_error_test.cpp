@@ -385,10 +385,10 @@ TEST_P(HandlerErrorTest, AccessListAsVerifyRequest) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryModel, HandlerErrorTest,
-                         ::testing::ValuesIn(model_cases({Model::sync, Model::threading,
-                                                          Model::forking, Model::reactor,
-                                                          Model::pool})),
-                         ModelCaseName());
+REACTOR_INSTANTIATE_MODEL(HandlerErrorTest, Sync, sync);
+REACTOR_INSTANTIATE_MODEL(HandlerErrorTest, Threading, threading);
+REACTOR_INSTANTIATE_MODEL(HandlerErrorTest, Forking, forking);
+REACTOR_INSTANTIATE_MODEL(HandlerErrorTest, Reactor, reactor);
+REACTOR_INSTANTIATE_MODEL(HandlerErrorTest, Pool, pool);
 
 }  // namespace

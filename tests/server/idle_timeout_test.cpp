@@ -190,9 +190,8 @@ TEST_P(IdleTimeoutTest, IdleClientsCloseOnTimeWhileABusyClientStaysFast) {
   EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before; }, 2000ms));
 }
 
-INSTANTIATE_TEST_SUITE_P(ConcurrentModels, IdleTimeoutTest,
-                         ::testing::ValuesIn(model_cases({Model::threading, Model::reactor,
-                                                          Model::pool})),
-                         ModelCaseName());
+REACTOR_INSTANTIATE_MODEL(IdleTimeoutTest, Threading, threading);
+REACTOR_INSTANTIATE_MODEL(IdleTimeoutTest, Reactor, reactor);
+REACTOR_INSTANTIATE_MODEL(IdleTimeoutTest, Pool, pool);
 
 }  // namespace

@@ -81,14 +81,24 @@ TEST_P(ShutdownSignalsTest, SignalEndsServeForeverWhileAHandlerBlocks) {
   client.reset();
 }
 
-INSTANTIATE_TEST_SUITE_P(AllModels, ShutdownSignalsTest,
-                         ::testing::Values(Model::sync, Model::threading, Model::forking,
-                                           Model::reactor, Model::pool),
-                         [](const auto& info) {
-                           std::string name(to_string(info.param));
-                           name[0] = static_cast<char>(std::toupper(name[0]));
-                           return name;
-                         });
+/// Names a test after the backend its server runs on, the default one (the model is in the
+/// instantiation prefix).
+struct DefaultBackendName {
+  std::string operator()(const ::testing::TestParamInfo<Model>&) const {
+    return default_backend_name();
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Sync, ShutdownSignalsTest, ::testing::Values(Model::sync),
+                         DefaultBackendName());
+INSTANTIATE_TEST_SUITE_P(Threading, ShutdownSignalsTest, ::testing::Values(Model::threading),
+                         DefaultBackendName());
+INSTANTIATE_TEST_SUITE_P(Forking, ShutdownSignalsTest, ::testing::Values(Model::forking),
+                         DefaultBackendName());
+INSTANTIATE_TEST_SUITE_P(Reactor, ShutdownSignalsTest, ::testing::Values(Model::reactor),
+                         DefaultBackendName());
+INSTANTIATE_TEST_SUITE_P(Pool, ShutdownSignalsTest, ::testing::Values(Model::pool),
+                         DefaultBackendName());
 
 TEST(ShutdownSignals, DispositionComesBackWithTheServer) {
   ScopedDisposition keep(SIGUSR2);

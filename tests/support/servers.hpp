@@ -25,7 +25,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -95,16 +94,15 @@ struct ModelCase {
   std::string backend;
 };
 
-/// Every model of `models` on the default backend, and the event models on every backend.
-inline std::vector<ModelCase> model_cases(std::initializer_list<Model> models) {
+/// The backends model `m` runs on: every backend for the event models, the default backend
+/// for the blocking ones; none when `m` cannot be tested here (forking under ASan).
+inline std::vector<ModelCase> model_cases(Model m) {
   std::vector<ModelCase> out;
-  for (Model m : models) {
-    if (!testable(m)) continue;
-    if (runs_on_every_backend(m)) {
-      for (const std::string& b : all_backends()) out.push_back({m, b});
-    } else {
-      out.push_back({m, default_backend_name()});
-    }
+  if (!testable(m)) return out;
+  if (runs_on_every_backend(m)) {
+    for (const std::string& b : all_backends()) out.push_back({m, b});
+  } else {
+    out.push_back({m, default_backend_name()});
   }
   return out;
 }
@@ -114,12 +112,10 @@ inline void PrintTo(const ModelCase& c, std::ostream* os) {
   *os << to_string(c.model) << "/" << c.backend;
 }
 
-/// "ReactorEpoll", "SyncEpoll", ...
+/// Names a ModelCase test after its backend (the model is in the instantiation prefix).
 struct ModelCaseName {
   std::string operator()(const ::testing::TestParamInfo<ModelCase>& info) const {
-    std::string backend = info.param.backend;
-    backend[0] = static_cast<char>(backend[0] - 32);
-    return model_name(info.param.model) + backend;
+    return info.param.backend;
   }
 };
 
@@ -384,3 +380,10 @@ class AnyServer {
 };
 
 }  // namespace reactor::test
+
+/// Instantiates `Suite` (over ModelCase) for one model: `Prefix` is the model in PascalCase,
+/// `model` the enumerator, e.g. REACTOR_INSTANTIATE_MODEL(FooTest, Threading, threading).
+#define REACTOR_INSTANTIATE_MODEL(Suite, Prefix, model)                                          \
+  INSTANTIATE_TEST_SUITE_P(                                                                      \
+      Prefix, Suite, ::testing::ValuesIn(::reactor::test::model_cases(::reactor::Model::model)), \
+      ::reactor::test::ModelCaseName())
