@@ -90,39 +90,6 @@ std::uint64_t checksum(std::string_view s) {
   return IsOneOf(ec, {std::errc::broken_pipe, std::errc::connection_reset});
 }
 
-/// The last resort against a hang: aborts the process, naming the test, if the scope lasts
-/// longer than `limit` (the per-wait timeouts should always end a test long before).
-class Deadline {
- public:
-  explicit Deadline(std::chrono::seconds limit)
-      : thread_([this, limit] {
-          std::unique_lock lock(mutex_);
-          if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-            const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-            std::fprintf(stderr, "\n*** %s.%s still running after %llds: aborting\n",
-                         info ? info->test_suite_name() : "?", info ? info->name() : "?",
-                         static_cast<long long>(limit.count()));
-            std::abort();
-          }
-        }) {}
-  Deadline(const Deadline&) = delete;
-  Deadline& operator=(const Deadline&) = delete;
-  ~Deadline() {
-    {
-      std::lock_guard lock(mutex_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
-
 /// What a raw peer read.
 struct PeerRead {
   std::string bytes;
@@ -278,7 +245,7 @@ class BlockingStreamTest : public ::testing::TestWithParam<Transport> {
     set_int_option(p.peer.get(), SOL_SOCKET, SO_RCVBUF, 32 * 1024);
   }
 
-  Deadline deadline_{60s};
+  HangGuard deadline_{60s};
 };
 
 // ---------------------------------------------------------------------------------------

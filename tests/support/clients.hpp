@@ -72,32 +72,13 @@ struct ClientRead {
   }
 };
 
-/// Reads until a '\n' (kept), EOF, an error or a receive timeout.
-inline ClientRead read_line(int fd) {
-  ClientRead r;
-  char c;
-  for (;;) {
-    const ssize_t n = ::recv(fd, &c, 1, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      r.error = errno;
-      return r;
-    }
-    if (n == 0) {
-      r.eof = true;
-      return r;
-    }
-    r.bytes.push_back(c);
-    if (c == '\n') return r;
-  }
-}
-
-/// Reads until EOF, an error or a receive timeout.
-inline ClientRead read_to_end(int fd) {
+/// Reads until EOF, an error, a receive timeout or, when `to_newline`, a '\n' (kept; read
+/// byte by byte so that nothing after it is taken).
+inline ClientRead read_client(int fd, bool to_newline) {
   ClientRead r;
   char buf[4096];
   for (;;) {
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    const ssize_t n = ::recv(fd, buf, to_newline ? 1 : sizeof buf, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       r.error = errno;
@@ -108,8 +89,15 @@ inline ClientRead read_to_end(int fd) {
       return r;
     }
     r.bytes.append(buf, static_cast<std::size_t>(n));
+    if (to_newline && buf[0] == '\n') return r;
   }
 }
+
+/// Reads until a '\n' (kept), EOF, an error or a receive timeout.
+inline ClientRead read_line(int fd) { return read_client(fd, true); }
+
+/// Reads until EOF, an error or a receive timeout.
+inline ClientRead read_to_end(int fd) { return read_client(fd, false); }
 
 /// Ends a client connection for sure: shutdown(2) first, then close. A forking server's
 /// children are forked from this very process and inherit a copy of every client fd open at
