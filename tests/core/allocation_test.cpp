@@ -22,7 +22,8 @@
 #include "reactor/core/reactor.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
 #include "tests/support/sanitizers.hpp"
 
 #define REACTOR_TEST_COUNT_NEW (!REACTOR_TEST_SANITIZED)
@@ -121,6 +122,7 @@ void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcep
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Interest;
 using reactor::IoEvents;
 using reactor::IoWatcher;
@@ -130,7 +132,7 @@ using reactor::test::SocketPair;
 
 class AllocationTest : public reactor::test::BackendTest {
  protected:
-  void SetUp() override { reactor::test::warm_up_backend(backend()); }
+  void SetUp() override { reactor::test::warm_up(backend()); }
 };
 
 constexpr std::uint64_t kEvents = 10'000;

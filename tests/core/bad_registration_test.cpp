@@ -1,5 +1,5 @@
-// R1 bad registrations, R2 an fd closed behind the reactor's back then modified, R7 an fd
-// closed behind the reactor's back (one notification or one error, never a spin).
+// Bad registrations, an fd closed behind the reactor's back then modified, and an fd closed
+// behind the reactor's back (one notification or one error, never a spin).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -12,12 +12,15 @@
 
 #include "reactor/core/reactor.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/errors.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Interest;
 using reactor::IoEvents;
 using reactor::IoHandler;
@@ -34,7 +37,7 @@ using reactor::test::write_byte;
 
 class BadRegistrationTest : public reactor::test::BackendTest {
  protected:
-  void SetUp() override { reactor::test::warm_up_backend(backend()); }
+  void SetUp() override { reactor::test::warm_up(backend()); }
 };
 
 bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
@@ -60,7 +63,7 @@ void expect_refused(Reactor& loop, int fd, Interest interest, std::errc expected
 }
 
 // ---------------------------------------------------------------------------------------
-// R1
+// Bad registrations
 
 TEST_P(BadRegistrationTest, NegativeFdIsInvalidArgument) {
   FdLeakCheck leaks;
@@ -201,9 +204,9 @@ TEST_P(BadRegistrationTest, SuccessClearsErrorCode) {
 }
 
 // ---------------------------------------------------------------------------------------
-// R2: close() behind the reactor's back, then change the interest and run. Either the
-// change is refused (EBADF) or the watcher is reported dead (IoEvents::invalid, once);
-// another fd keeps being served in the same loop.
+// Closed behind its back, then modified: close() behind the reactor's back, then change the
+// interest and run. Either the change is refused (EBADF) or the watcher is reported dead
+// (IoEvents::invalid, once); another fd keeps being served in the same loop.
 
 TEST_P(BadRegistrationTest, ClosedBehindBackThenModified) {
   FdLeakCheck leaks;
@@ -242,8 +245,8 @@ TEST_P(BadRegistrationTest, ClosedBehindBackThenModified) {
 }
 
 // ---------------------------------------------------------------------------------------
-// R7: a watched fd closed behind the reactor's back is reported at most once (select:
-// EBADF, poll: POLLNVAL; epoll and libuv never see it), and the loop never spins on it.
+// Closed behind its back: a watched fd closed behind the reactor's back is reported at most once
+// (select: EBADF, poll: POLLNVAL; epoll and libuv never see it), and the loop never spins on it.
 
 TEST_P(BadRegistrationTest, ClosedBehindBackReportedAtMostOnce) {
   FdLeakCheck leaks;

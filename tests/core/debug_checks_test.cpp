@@ -50,14 +50,20 @@
 #include "reactor/server/handlers.hpp"
 #include "reactor/server/stream_server.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/net_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
 #include "tests/support/sanitizers.hpp"
-#include "tests/support/time_helpers.hpp"
+#include "tests/support/signals.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Address;
 using reactor::Buffer;
 using reactor::Connection;
@@ -71,15 +77,15 @@ using reactor::Reactor;
 using reactor::SignalWatcher;
 using reactor::Socket;
 using reactor::Timer;
+using reactor::test::drain_into;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
+using reactor::test::make_stream_pair;
+using reactor::test::PeerInput;
+using reactor::test::PeerMode;
+using reactor::test::set_io_timeouts;
 using reactor::test::SocketPair;
-using reactor::test::nethelpers::drain_into;
-using reactor::test::nethelpers::make_stream_pair;
-using reactor::test::nethelpers::PeerInput;
-using reactor::test::nethelpers::PeerMode;
-using reactor::test::nethelpers::set_io_timeouts;
-using reactor::test::nethelpers::Transport;
+using reactor::test::Transport;
 
 // What every failed check starts its line with, and the middle of a wrong-thread line.
 constexpr const char* kFailed = "reactor: debug check failed at [^ ]+:[0-9]+: ";
@@ -90,16 +96,6 @@ std::string wrong_thread(const std::string& api) {
   return std::string(kFailed) + api + "\\(\\)" + kWrongThread;
 }
 
-/// Waits (bounded) until `flag` is set; true if it was.
-bool wait_for_flag(const std::atomic<bool>& flag, std::chrono::milliseconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!flag.load()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
 /// Runs `loop` on this thread and, while it runs, calls `misuse` on another thread, then
 /// stops the loop. Bounded: a timer stops the loop after 10 s whatever happens.
 void misuse_while_running(Reactor& loop, const std::function<void()>& misuse) {
@@ -107,7 +103,7 @@ void misuse_while_running(Reactor& loop, const std::function<void()>& misuse) {
   loop.post([&] { running.store(true); });
   Timer bound = loop.after(10s, [&] { loop.stop(); });
   std::thread other([&] {
-    if (wait_for_flag(running)) misuse();
+    if (wait_for([&] { return running.load(); }, 10s)) misuse();
     loop.stop();
   });
   loop.run();
@@ -452,7 +448,7 @@ REACTOR_INSTANTIATE_ALL_BACKENDS(DebugChecksDeathTest);
 // ---------------------------------------------------------------------------------------
 // Legitimate patterns: none of these may trip a check.
 
-class DebugChecksTest : public reactor::test::TimeTest {};
+class DebugChecksTest : public reactor::test::BackendTest {};
 
 TEST_P(DebugChecksTest, PostAndStopFromOtherThreads) {
   FdLeakCheck leaks;
@@ -471,7 +467,7 @@ TEST_P(DebugChecksTest, PostAndStopFromOtherThreads) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&] {
-      if (!wait_for_flag(running)) return;
+      if (!wait_for([&] { return running.load(); }, 10s)) return;
       EXPECT_FALSE(loop.backend_name().empty());  // any thread
       for (int i = 0; i < kPerThread; ++i) loop.post([&] { ran_seen.store(++ran); });
     });
@@ -505,7 +501,7 @@ TEST_P(DebugChecksTest, ConnectionAnyThreadCalls) {
   std::atomic<bool> running{false};
   loop.post([&] { running.store(true); });
   std::thread other([&] {
-    if (!wait_for_flag(running)) return;
+    if (!wait_for([&] { return running.load(); }, 10s)) return;
     EXPECT_EQ(&c->loop(), &loop);
     EXPECT_FALSE(c->peer_address().to_string().empty());
     (void)c->local_address();
@@ -625,8 +621,9 @@ TEST_P(DebugChecksTest, HandlesClosedOnTheLoopThreadThenDestroyedOnAnother) {
     c->close();
     closed.store(true);
   });
-  ASSERT_TRUE(wait_for_flag(closed));
-  ASSERT_TRUE(wait_for_flag(connection_gone));  // on_close ran: the loop let go of it
+  ASSERT_TRUE(wait_for([&] { return closed.load(); }, 10s));
+  ASSERT_TRUE(wait_for([&] { return connection_gone.load(); },
+                       10s));  // on_close ran: the loop let go of it
   // Destroyed here while the loop runs on `runner`: they touch no loop state any more.
   w.reset();
   t.reset();
@@ -669,7 +666,7 @@ TEST_P(DebugChecksTest, ChildTakesOverALoopAnotherThreadWasRunning) {
   loop.post([&] { running.store(true); });
   Timer bound = loop.after(20s, [&] { loop.stop(); });
   std::thread runner([&] { loop.run(); });
-  ASSERT_TRUE(wait_for_flag(running));
+  ASSERT_TRUE(wait_for([&] { return running.load(); }, 10s));
   std::fflush(stdout);
   std::fflush(stderr);
   const pid_t pid = ::fork();
@@ -710,24 +707,6 @@ class Echo : public reactor::EventHandler {
   std::set<std::thread::id>& threads_;
 };
 
-/// One line to `server` and back, on a blocking socket bounded by 10 s timeouts.
-std::string echo_once(const Address& server, const std::string& line) {
-  Fd fd(::socket(server.domain(), SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) return "socket failed";
-  set_io_timeouts(fd.get(), 10s);
-  if (::connect(fd.get(), server.native(), server.native_size()) != 0) return "connect failed";
-  if (::send(fd.get(), line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
-    return "send failed";
-  std::string got;
-  char buf[256];
-  while (got.size() < line.size()) {
-    const ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
-    if (n <= 0) break;
-    got.append(buf, static_cast<std::size_t>(n));
-  }
-  return got;
-}
-
 TEST_P(DebugChecksTest, PoolStreamServerLoops) {
   // Hand-off (a connection limit: loop 0 accepts and posts to the others) and SO_REUSEPORT
   // (every loop accepts), each shut down from this thread and closed here.
@@ -749,7 +728,7 @@ TEST_P(DebugChecksTest, PoolStreamServerLoops) {
     std::thread serving([&] { server.serve_forever(); });
     for (int i = 0; i < 12; ++i) {
       const std::string line = "line " + std::to_string(i) + "\n";
-      EXPECT_EQ(echo_once(server.address(), line), line);
+      EXPECT_EQ(reactor::test::stream_echo(server.address(), line), line);
     }
     server.shutdown();
     serving.join();

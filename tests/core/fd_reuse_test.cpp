@@ -1,5 +1,5 @@
-// R3 close and reuse the number, R5 many ready and one stops the rest, R6 no junk after
-// close with a duplicated descriptor.
+// Close and reuse the number, many ready and one stops the rest, no junk after close with
+// a duplicated descriptor.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,33 +13,34 @@
 #include "reactor/core/reactor.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Interest;
 using reactor::IoEvents;
 using reactor::IoWatcher;
 using reactor::Reactor;
 using reactor::test::drain;
-using reactor::test::ensure_fd_limit;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
 using reactor::test::run_for;
 using reactor::test::run_until;
+using reactor::test::send_all;
 using reactor::test::SocketPair;
-using reactor::test::write_all;
 using reactor::test::write_byte;
 
 class FdReuseTest : public reactor::test::BackendTest {
  protected:
-  void SetUp() override { reactor::test::warm_up_backend(backend()); }
+  void SetUp() override { reactor::test::warm_up(backend()); }
 };
 
 // ---------------------------------------------------------------------------------------
-// R3: close both ends of a watched socketpair, dup2 a fresh pair onto the same numbers,
-// unwatch, watch the new pair: the new pair gets exactly its own events.
+// Close and reuse: close both ends of a watched socketpair, dup2 a fresh pair onto the same
+// numbers, unwatch, watch the new pair: the new pair gets exactly its own events.
 
 TEST_P(FdReuseTest, CloseAndReuseNumberGetsOnlyNewEvents) {
   FdLeakCheck leaks;
@@ -98,17 +99,17 @@ TEST_P(FdReuseTest, CloseAndReuseNumberGetsOnlyNewEvents) {
   EXPECT_EQ(x_calls, 0) << "the new x got an event that belongs to the old socket";
   EXPECT_EQ(y_calls, 0) << "the new y got an event that belongs to the old socket";
 
-  ASSERT_TRUE(write_all(y, "ping"));
+  ASSERT_TRUE(send_all(y, "ping"));
   EXPECT_TRUE(run_until(
-      loop, [&] { return x_calls > 0; }, 10));
+      loop, [&] { return x_calls > 0; }, 1s, 100ms));
   for (int i = 0; i < 2; ++i) loop.run_once(0ms);
   EXPECT_EQ(x_calls, 1);
   EXPECT_EQ(got_x, "ping");
   EXPECT_EQ(y_calls, 0);
 
-  ASSERT_TRUE(write_all(x, "pong"));
+  ASSERT_TRUE(send_all(x, "pong"));
   EXPECT_TRUE(run_until(
-      loop, [&] { return y_calls > 0; }, 10));
+      loop, [&] { return y_calls > 0; }, 1s, 100ms));
   for (int i = 0; i < 2; ++i) loop.run_once(0ms);
   EXPECT_EQ(y_calls, 1);
   EXPECT_EQ(got_y, "pong");
@@ -166,14 +167,14 @@ TEST_P(FdReuseTest, NumberReusedInsideBatchGetsNoStaleEvent) {
   EXPECT_EQ(new_calls, 0) << "the new (empty) socket was reported";
   ASSERT_TRUE(write_byte(fresh.b.get()));
   EXPECT_TRUE(run_until(
-      loop, [&] { return new_calls > 0; }, 10));
+      loop, [&] { return new_calls > 0; }, 1s, 100ms));
   EXPECT_EQ(new_calls, 1);
   EXPECT_EQ(new_junk, 0);
   EXPECT_EQ(calls[1 - first], 0);
 }
 
 // ---------------------------------------------------------------------------------------
-// R5: 1,000+ sockets ready in one wait; the first callback stops all the others: none of
+// Many ready: 1,000+ sockets ready in one wait; the first callback stops all the others: none of
 // them is called. Twice in one loop, the second time with more fds, so the slot table and
 // the event array have to grow.
 
@@ -214,7 +215,8 @@ void first_stops_the_rest(Reactor& loop, std::size_t n) {
 }
 
 TEST_P(FdReuseTest, ManyReadyFirstStopsTheRest) {
-  if (!ensure_fd_limit(kManyFdsNeeded)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
+  reactor::test::ScopedFdLimit fd_limit;
+  if (!fd_limit.raise_to_hard(kManyFdsNeeded)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
   FdLeakCheck leaks;
   Reactor loop(backend());
   first_stops_the_rest(loop, kManyFirst);
@@ -225,7 +227,8 @@ TEST_P(FdReuseTest, ManyReadyFirstStopsTheRest) {
 // The same sizes without stopping: every ready fd is delivered exactly once in one
 // iteration, so nothing ready is left out of a batch however large.
 TEST_P(FdReuseTest, ManyReadyAllDeliveredInOneIteration) {
-  if (!ensure_fd_limit(kManyFdsNeeded)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
+  reactor::test::ScopedFdLimit fd_limit;
+  if (!fd_limit.raise_to_hard(kManyFdsNeeded)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
   FdLeakCheck leaks;
   Reactor loop(backend());
   for (std::size_t n : {kManyFirst, kManySecond}) {
@@ -245,9 +248,9 @@ TEST_P(FdReuseTest, ManyReadyAllDeliveredInOneIteration) {
 }
 
 // ---------------------------------------------------------------------------------------
-// R6: the watched fd is also open elsewhere (dup). The peer writes; the reactor unwatches
-// and the fd is closed; the peer writes again. No callback after the close, and the idle
-// loop does not spin (<= 20 iterations a second). epoll keeps a registration alive while
+// A duplicated descriptor: the watched fd is also open elsewhere (dup). The peer writes; the
+// reactor unwatches and the fd is closed; the peer writes again. No callback after the close, and
+// the idle loop does not spin (<= 20 iterations a second). epoll keeps a registration alive while
 // any duplicate of the file is open, so unwatching must deregister before the close.
 
 TEST_P(FdReuseTest, DuplicatedFdClosedAfterUnwatchIsSilent) {
@@ -265,7 +268,7 @@ TEST_P(FdReuseTest, DuplicatedFdClosedAfterUnwatchIsSilent) {
   });
   ASSERT_TRUE(write_byte(p.b.get()));
   EXPECT_TRUE(run_until(
-      loop, [&] { return calls > 0; }, 10));  // data left unread
+      loop, [&] { return calls > 0; }, 1s, 100ms));  // data left unread
 
   w.stop();
   p.a.reset();
@@ -297,7 +300,7 @@ TEST_P(FdReuseTest, DuplicatedFdClosedInOwnCallbackIsSilent) {
   });
   ASSERT_TRUE(write_byte(p.b.get()));
   EXPECT_TRUE(run_until(
-      loop, [&] { return calls > 0; }, 10));
+      loop, [&] { return calls > 0; }, 1s, 100ms));
   ASSERT_EQ(calls, 1);
   ASSERT_TRUE(write_byte(p.b.get()));
 

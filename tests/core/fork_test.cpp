@@ -20,24 +20,31 @@
 #include "reactor/core/reactor.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/time_helpers.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/processes.hpp"
+#include "tests/support/signals.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Interest;
 using reactor::IoEvents;
 using reactor::IoWatcher;
 using reactor::Reactor;
 using reactor::Timer;
 using reactor::test::FdLeakCheck;
+using reactor::test::flush_before_fork;
 using reactor::test::ms_between;
-using reactor::test::run_once_until;
+using reactor::test::reap;
+using reactor::test::run_until;
 using reactor::test::SocketPair;
 using reactor::test::SteadyClock;
+using reactor::test::still_running;
 using reactor::test::Watchdog;
 
-class ForkTest : public reactor::test::TimeTest {};
+class ForkTest : public reactor::test::BackendTest {};
 
 /// The child's exit statuses.
 enum ChildStatus : int {
@@ -97,8 +104,8 @@ int drain_count(int fd, char& last) {
   const int before = bytes;
   const char c = 'p';
   if (::write(writer, &c, 1) != 1) return ::testing::AssertionFailure() << "write failed";
-  if (!run_once_until(
-          loop, [&] { return bytes > before; }, 50, 20ms)) {
+  if (!run_until(
+          loop, [&] { return bytes > before; }, 1s, 20ms)) {
     return ::testing::AssertionFailure() << "the watched fd delivered nothing within 1 s";
   }
   return ::testing::AssertionSuccess();
@@ -112,8 +119,8 @@ int drain_count(int fd, char& last) {
     loop.post([&] { ran = true; });
   });
   const auto start = SteadyClock::now();
-  run_once_until(
-      loop, [&] { return ran; }, 3, 3s);
+  run_until(
+      loop, [&] { return ran; }, 9s, 3s);
   const auto took = SteadyClock::now() - start;
   poster.join();
   if (!ran) return ::testing::AssertionFailure() << "the posted task never ran";
@@ -122,47 +129,6 @@ int drain_count(int fd, char& last) {
            << "the post woke the loop only after " << ms_between(start, start + took) << " ms";
   }
   return ::testing::AssertionSuccess();
-}
-
-/// True while `pid` has not exited (does not reap it).
-bool still_running(pid_t pid) {
-  siginfo_t info{};
-  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
-    return false;
-  }
-  return info.si_pid == 0;
-}
-
-/// Waits up to `limit` for `pid`, running `loop` meanwhile; kills it if it overruns.
-/// Returns its exit status, or -1 when it had to be killed or did not exit normally.
-int reap(pid_t pid, Reactor& loop, std::chrono::seconds limit) {
-  const auto deadline = SteadyClock::now() + limit;
-  int status = 0;
-  pid_t r = 0;
-  while ((r = ::waitpid(pid, &status, WNOHANG)) == 0 && SteadyClock::now() < deadline) {
-    loop.run_once(20ms);
-  }
-  if (r == 0) {
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-    ADD_FAILURE() << "the child overran " << limit.count() << " s and was killed";
-    return -1;
-  }
-  if (r != pid) {
-    ADD_FAILURE() << "waitpid failed";
-    return -1;
-  }
-  if (!WIFEXITED(status)) {
-    ADD_FAILURE() << "the child did not exit normally (status " << status << ")";
-    return -1;
-  }
-  return WEXITSTATUS(status);
-}
-
-void flush_before_fork() {
-  std::cout.flush();
-  std::cerr.flush();
-  std::fflush(nullptr);
 }
 
 TEST_P(ForkTest, ChildUsesItsLoopAndTheParentsKeepsWorking) {
@@ -199,8 +165,8 @@ TEST_P(ForkTest, ChildUsesItsLoopAndTheParentsKeepsWorking) {
       Timer t = loop->after(10ms, [&] { fired_at = SteadyClock::now(); });
       loop->post([&] { posted = true; });
       // The parent writes to child_pair.b once it has checked its own loop.
-      run_once_until(
-          *loop, [&] { return fired_at.has_value() && posted && child_bytes > 0; }, 200, 50ms);
+      run_until(
+          *loop, [&] { return fired_at.has_value() && posted && child_bytes > 0; }, 10s, 50ms);
       if (!fired_at) return kTimerNeverFired;
       if (*fired_at - set_at < 10ms) return kTimerFiredEarly;
       if (!posted) return kPostNeverRan;
@@ -210,8 +176,8 @@ TEST_P(ForkTest, ChildUsesItsLoopAndTheParentsKeepsWorking) {
       // reach the parent's loop.
       int repeats = 0;
       Timer r = loop->every(5ms, [&] { ++repeats; });
-      run_once_until(
-          *loop, [&] { return repeats >= 10; }, 100, 50ms);
+      run_until(
+          *loop, [&] { return repeats >= 10; }, 5s, 50ms);
       if (repeats < 10) return kRepeatingTimerStalled;
       const char y = 'y';
       if (::write(child_pair.a.get(), &y, 1) != 1) return kReplyFailed;
@@ -240,7 +206,7 @@ TEST_P(ForkTest, ChildUsesItsLoopAndTheParentsKeepsWorking) {
   const char x = 'x';
   EXPECT_EQ(::write(child_pair.b.get(), &x, 1), 1);
 
-  const int status = reap(pid, *loop, std::chrono::seconds(20));
+  const int status = reap(pid, std::chrono::seconds(20), [&] { loop->run_once(20ms); });
   EXPECT_EQ(status, kChildOk) << "child: " << describe(status);
   char reply = 0;
   EXPECT_EQ(::read(child_pair.b.get(), &reply, 1), 1) << "no reply from the child";
@@ -252,8 +218,8 @@ TEST_P(ForkTest, ChildUsesItsLoopAndTheParentsKeepsWorking) {
   EXPECT_TRUE(post_wakes(*loop)) << "after the child exited";
   bool fired = false;
   Timer t = loop->after(5ms, [&] { fired = true; });
-  EXPECT_TRUE(run_once_until(
-      *loop, [&] { return fired; }, 50, 20ms));
+  EXPECT_TRUE(run_until(
+      *loop, [&] { return fired; }, 1s, 20ms));
   EXPECT_EQ(parent_last, 'p');
   dog.disarm();
 }
@@ -291,7 +257,7 @@ TEST_P(ForkTest, ChildThatDestroysItsLoopDoesNotDisturbTheParent) {
   }
 
   Watchdog dog(*loop, 30s);
-  const int status = reap(pid, *loop, std::chrono::seconds(20));
+  const int status = reap(pid, std::chrono::seconds(20), [&] { loop->run_once(20ms); });
   EXPECT_EQ(status, kChildOk) << "child: " << describe(status);
   EXPECT_TRUE(fd_delivers(*loop, pair.b.get(), bytes));
   EXPECT_TRUE(post_wakes(*loop));

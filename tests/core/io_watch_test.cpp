@@ -15,12 +15,15 @@
 
 #include "reactor/core/reactor.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/errors.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Interest;
 using reactor::IoEvents;
 using reactor::IoHandler;
@@ -31,15 +34,15 @@ using reactor::test::FdLeakCheck;
 using reactor::test::IsErrc;
 using reactor::test::run_for;
 using reactor::test::run_until;
+using reactor::test::send_all;
 using reactor::test::SocketPair;
 using reactor::test::Tally;
 using reactor::test::ThrowsErrc;
-using reactor::test::write_all;
 using reactor::test::write_byte;
 
 class IoWatchTest : public reactor::test::BackendTest {
  protected:
-  void SetUp() override { reactor::test::warm_up_backend(backend()); }
+  void SetUp() override { reactor::test::warm_up(backend()); }
 };
 
 // ---------------------------------------------------------------------------------------
@@ -62,7 +65,7 @@ TEST_P(IoWatchTest, PartialReadsAreReportedUntilDrained) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   SocketPair p;
-  ASSERT_TRUE(write_all(p.b.get(), "0123456789"));
+  ASSERT_TRUE(send_all(p.b.get(), "0123456789"));
   int calls = 0;
   std::string got;
   IoWatcher w = loop.watch(p.a.get(), Interest::read, [&](IoEvents ev) {
@@ -125,7 +128,8 @@ TEST_P(IoWatchTest, ReadInterestOnIdleSocketIsSilent) {
   loop.run_once(20ms);
   EXPECT_EQ(t.calls, 0);
   ASSERT_TRUE(write_byte(p.b.get()));
-  EXPECT_TRUE(run_until(loop, [&] { return t.calls > 0; }));
+  EXPECT_TRUE(run_until(
+      loop, [&] { return t.calls > 0; }, 5s, 100ms));
   EXPECT_EQ(t.readable, 1);
   EXPECT_EQ(t.writable, 0);
 }
@@ -216,7 +220,8 @@ TEST_P(IoWatchTest, PausedReaderOnDeadSocketDoesNotSpin) {
     if (reading) last_read = ::read(p.a.get(), &c, 1);
   });
   p.b.reset();  // the peer is gone: readable (EOF), writable (EPIPE), hang-up
-  EXPECT_TRUE(run_until(loop, [&] { return t.calls > 0; }));
+  EXPECT_TRUE(run_until(
+      loop, [&] { return t.calls > 0; }, 5s, 100ms));
   ASSERT_EQ(t.calls, 1);
 
   ASSERT_FALSE(w.set_interest(Interest::none));
@@ -229,7 +234,8 @@ TEST_P(IoWatchTest, PausedReaderOnDeadSocketDoesNotSpin) {
   // Re-enabled, the EOF is there to be read.
   reading = true;
   ASSERT_FALSE(w.set_interest(Interest::read));
-  EXPECT_TRUE(run_until(loop, [&] { return t.calls > 1; }));
+  EXPECT_TRUE(run_until(
+      loop, [&] { return t.calls > 1; }, 5s, 100ms));
   EXPECT_EQ(t.calls, 2);
   EXPECT_EQ(t.readable, 2);
   EXPECT_EQ(last_read, 0);
@@ -388,7 +394,7 @@ TEST_P(IoWatchTest, StopAndRewatchInCallbackRoutesToNewHandler) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Fresh stack (B11 spirit): no callback runs inside watch() or set_interest().
+// Fresh stack: no callback runs inside watch() or set_interest().
 
 TEST_P(IoWatchTest, NoCallbackInsideWatchOrSetInterest) {
   FdLeakCheck leaks;
@@ -445,7 +451,7 @@ TEST_P(IoWatchTest, PeerCloseReportsReadableAndEof) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   SocketPair p;
-  ASSERT_TRUE(write_all(p.b.get(), "bye"));
+  ASSERT_TRUE(send_all(p.b.get(), "bye"));
   p.b.reset();
   Tally t;
   std::string got;
@@ -459,7 +465,7 @@ TEST_P(IoWatchTest, PeerCloseReportsReadableAndEof) {
     if (last_read == 0) w.stop();
   });
   EXPECT_TRUE(run_until(
-      loop, [&] { return !w.active(); }, 10));
+      loop, [&] { return !w.active(); }, 1s, 100ms));
   EXPECT_EQ(got, "bye");
   EXPECT_EQ(last_read, 0);
   EXPECT_EQ(t.calls, 2) << "data, then end of file";
@@ -483,7 +489,7 @@ TEST_P(IoWatchTest, PeerCloseReportsWritableToWriter) {
     w.stop();
   });
   EXPECT_TRUE(run_until(
-      loop, [&] { return t.calls > 0; }, 10));
+      loop, [&] { return t.calls > 0; }, 1s, 100ms));
   EXPECT_EQ(t.calls, 1);
   EXPECT_EQ(t.writable, 1) << "a dead socket is reported to a writer as writable";
   EXPECT_EQ(t.readable, 0);
@@ -507,7 +513,7 @@ TEST_P(IoWatchTest, FullSocketIsNotWritableUntilDrained) {
 
   EXPECT_FALSE(drain(p.b.get()).empty());
   EXPECT_TRUE(run_until(
-      loop, [&] { return t.calls > before; }, 10));
+      loop, [&] { return t.calls > before; }, 1s, 100ms));
   EXPECT_EQ(t.writable, before + 1);
 }
 

@@ -1,4 +1,4 @@
-// R11: the loop's lifecycle on every backend: stop() from a callback ends run() within one
+// The loop's lifecycle on every backend: stop() from a callback ends run() within one
 // iteration, run_once(timeout) with nothing to do waits that timeout, stop() before run(),
 // and destroying a Reactor while IoWatchers, Timers, SignalWatchers and posted tasks live.
 #include <fcntl.h>
@@ -19,11 +19,14 @@
 #include "reactor/core/reactor.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/time_helpers.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/signals.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Interest;
 using reactor::IoEvents;
 using reactor::IoWatcher;
@@ -44,7 +47,7 @@ using reactor::test::SteadyClock;
 using reactor::test::Watchdog;
 using std::chrono::nanoseconds;
 
-class LifecycleTest : public reactor::test::TimeTest {};
+class LifecycleTest : public reactor::test::BackendTest {};
 
 /// A safety net for run(): a timer that stops the loop after `limit` and says so.
 struct Safety {
@@ -246,8 +249,8 @@ TEST_P(LifecycleTest, DestroyingALoopWithLiveHandles) {
     bool readable = false;
     IoWatcher w = fresh.watch(pair.a.get(), Interest::read,
                               [&](IoEvents ev) { readable = readable || ev.readable(); });
-    reactor::test::run_once_until(
-        fresh, [&] { return readable; }, 10, 50ms);
+    run_until(
+        fresh, [&] { return readable; }, 500ms, 50ms);
     EXPECT_TRUE(readable);
   }
   EXPECT_EQ(open_fd_count(), fds_without_loop);

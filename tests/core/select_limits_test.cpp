@@ -13,17 +13,18 @@
 #include "reactor/core/reactor.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Interest;
 using reactor::IoEvents;
 using reactor::IoWatcher;
 using reactor::Reactor;
 using reactor::test::drain;
-using reactor::test::ensure_fd_limit;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
 using reactor::test::run_until;
@@ -32,7 +33,7 @@ using reactor::test::write_byte;
 
 class SelectLimitsTest : public reactor::test::BackendTest {
  protected:
-  void SetUp() override { reactor::test::warm_up_backend(backend()); }
+  void SetUp() override { reactor::test::warm_up(backend()); }
 };
 
 /// A socket pair whose watched end has been moved to the lowest free number >= `at_least`
@@ -55,7 +56,8 @@ struct PlacedPair {
 };
 
 TEST_P(SelectLimitsTest, HighFdIsWatchedAndReported) {
-  if (!ensure_fd_limit(1600)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
+  reactor::test::ScopedFdLimit fd_limit;
+  if (!fd_limit.raise_to_hard(1600)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
   FdLeakCheck leaks;
   Reactor loop(backend());
   PlacedPair p(1500);
@@ -76,7 +78,7 @@ TEST_P(SelectLimitsTest, HighFdIsWatchedAndReported) {
 
   ASSERT_TRUE(write_byte(p.peer.get()));
   EXPECT_TRUE(run_until(
-      loop, [&] { return p.calls > 0; }, 10));
+      loop, [&] { return p.calls > 0; }, 1s, 100ms));
   EXPECT_EQ(p.readable, 1);
   EXPECT_EQ(p.writable, 0);
   EXPECT_EQ(drain(p.end.get()), "x");
@@ -93,8 +95,9 @@ TEST_P(SelectLimitsTest, HighFdIsWatchedAndReported) {
 // Low fds, the numbers either side of FD_SETSIZE and far above it, watched together; some
 // made readable. Exactly those are reported, every time, in one iteration.
 TEST_P(SelectLimitsTest, MixedLowAndHighFdsReportExactlyTheReadyOnes) {
-  if (!ensure_fd_limit(1600)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
-  const bool very_high = ensure_fd_limit(4200);
+  reactor::test::ScopedFdLimit fd_limit;
+  if (!fd_limit.raise_to_hard(1600)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
+  const bool very_high = fd_limit.raise_to_hard(4200);
   FdLeakCheck leaks;
   Reactor loop(backend());
   std::vector<int> places = {0, 0, 1023, 1024, 1025, 1500};
@@ -160,7 +163,8 @@ TEST_P(SelectLimitsTest, MixedLowAndHighFdsReportExactlyTheReadyOnes) {
 
 // Write interest on a high fd, and a high fd whose socket fills up.
 TEST_P(SelectLimitsTest, HighFdWriteInterestFollowsTheBuffer) {
-  if (!ensure_fd_limit(1600)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
+  reactor::test::ScopedFdLimit fd_limit;
+  if (!fd_limit.raise_to_hard(1600)) GTEST_SKIP() << "RLIMIT_NOFILE too low";
   FdLeakCheck leaks;
   Reactor loop(backend());
   PlacedPair p(1300);
@@ -177,7 +181,7 @@ TEST_P(SelectLimitsTest, HighFdWriteInterestFollowsTheBuffer) {
   EXPECT_EQ(p.calls, 1) << "a full socket above FD_SETSIZE was reported writable";
   EXPECT_FALSE(drain(p.peer.get()).empty());
   EXPECT_TRUE(run_until(
-      loop, [&] { return p.calls > 1; }, 10));
+      loop, [&] { return p.calls > 1; }, 1s, 100ms));
   EXPECT_EQ(p.writable, 2);
 }
 

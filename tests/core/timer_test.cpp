@@ -1,4 +1,4 @@
-// T1: the timer contract of reactor.hpp / timer.hpp on every backend: never early on the
+// The timer contract of reactor.hpp / timer.hpp on every backend: never early on the
 // monotonic clock, enormous and negative delays, repeating timers, order within a tick, 0 ms
 // timers on the next iteration, cancel and destroy (also from callbacks), Timer::active().
 #include <chrono>
@@ -14,21 +14,24 @@
 #include "reactor/core/reactor.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/time_helpers.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/signals.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Reactor;
 using reactor::Timer;
 using reactor::test::FdLeakCheck;
 using reactor::test::ms_between;
-using reactor::test::run_once_until;
+using reactor::test::run_until;
 using reactor::test::SteadyClock;
 using reactor::test::Watchdog;
 using std::chrono::nanoseconds;
 
-class TimerTest : public reactor::test::TimeTest {};
+class TimerTest : public reactor::test::BackendTest {};
 
 /// Sets a one-shot timer of `delay` and runs the loop until it fires (bounded); returns the
 /// time from just before after() to inside the callback, or nullopt if it never fired.
@@ -36,8 +39,8 @@ std::optional<nanoseconds> measure_one_shot(Reactor& loop, nanoseconds delay) {
   std::optional<SteadyClock::time_point> fired_at;
   const auto start = SteadyClock::now();
   Timer t = loop.after(delay, [&] { fired_at = SteadyClock::now(); });
-  run_once_until(
-      loop, [&] { return fired_at.has_value(); }, 100, 50ms);
+  run_until(
+      loop, [&] { return fired_at.has_value(); }, 5s, 50ms);
   if (!fired_at) return std::nullopt;
   return *fired_at - start;
 }
@@ -84,8 +87,8 @@ TEST_P(TimerTest, NeverFiresEarlyWhenSetLateInACallback) {
     set_at = SteadyClock::now();
     inner = loop.after(20ms, [&] { fired_at = SteadyClock::now(); });
   });
-  ASSERT_TRUE(run_once_until(
-      loop, [&] { return fired_at.has_value(); }, 100, 50ms));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return fired_at.has_value(); }, 5s, 50ms));
   ASSERT_TRUE(set_at.has_value());
   EXPECT_GE(*fired_at - *set_at, 20ms)
       << "fired " << ms_between(*set_at, *fired_at) << " ms after being set";
@@ -169,8 +172,8 @@ TEST_P(TimerTest, RepeatingTimerFiresRepeatedlyNeverEarly) {
     fires.push_back(SteadyClock::now());
     active_inside = active_inside && t.active();
   });
-  ASSERT_TRUE(run_once_until(
-      loop, [&] { return fires.size() >= kFires; }, 500, 50ms))
+  ASSERT_TRUE(run_until(
+      loop, [&] { return fires.size() >= kFires; }, 25s, 50ms))
       << "fired " << fires.size() << " times";
   EXPECT_TRUE(active_inside) << "a repeating timer is active inside its callback";
   EXPECT_TRUE(t.active());
@@ -273,11 +276,11 @@ TEST_P(TimerTest, ZeroTimerSetInsideATimerRunsOnTheNextIteration) {
     inner = loop.after(0ms, [&] { inner_iteration = loop.iterations(); });
     EXPECT_FALSE(inner_iteration.has_value()) << "ran inside after()";
   });
-  ASSERT_TRUE(run_once_until(
-      loop, [&] { return outer_iteration.has_value(); }, 10, 50ms));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return outer_iteration.has_value(); }, 500ms, 50ms));
   EXPECT_FALSE(inner_iteration.has_value()) << "the 0 ms timer ran in the run_once that set it";
-  ASSERT_TRUE(run_once_until(
-      loop, [&] { return inner_iteration.has_value(); }, 10, 50ms));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return inner_iteration.has_value(); }, 500ms, 50ms));
   EXPECT_EQ(*inner_iteration, *outer_iteration + 1);
 }
 
@@ -345,8 +348,8 @@ TEST_P(TimerTest, CancelOfACancelledTimerIsANoOp) {
   t.cancel();
   EXPECT_TRUE(u.active());
   EXPECT_EQ(loop.timer_count(), 1u);
-  ASSERT_TRUE(run_once_until(
-      loop, [&] { return u_fired > 0; }, 20, 20ms));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return u_fired > 0; }, 400ms, 20ms));
   for (int i = 0; i < 3; ++i) loop.run_once(10ms);
   EXPECT_EQ(t_fired, 0);
   EXPECT_EQ(u_fired, 1);
@@ -373,8 +376,8 @@ TEST_P(TimerTest, CancelInsideItsOwnCallback) {
       EXPECT_FALSE(repeating.active());
     }
   });
-  ASSERT_TRUE(run_once_until(
-      loop, [&] { return repeats >= 3; }, 100, 10ms));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return repeats >= 3; }, 1s, 10ms));
   for (int i = 0; i < 10; ++i) loop.run_once(3ms);
   EXPECT_EQ(once, 1);
   EXPECT_EQ(repeats, 3) << "cancel() inside the callback did not stop the repeating timer";
@@ -402,8 +405,8 @@ TEST_P(TimerTest, DestroyingTheHandleInsideItsOwnCallback) {
     once_sum += *token;
   });
 
-  ASSERT_TRUE(run_once_until(
-      loop, [&] { return repeat_sum > 0 && once_sum > 0; }, 100, 10ms));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return repeat_sum > 0 && once_sum > 0; }, 1s, 10ms));
   for (int i = 0; i < 10; ++i) loop.run_once(3ms);
   EXPECT_EQ(repeat_sum, 7) << "the repeating timer fired after its handle was destroyed";
   EXPECT_EQ(once_sum, 7);
@@ -435,8 +438,8 @@ TEST_P(TimerTest, CallbackCancelsAnotherTimerDueInTheSameTick) {
   ASSERT_TRUE(a_iteration.has_value());
   EXPECT_EQ(c_iteration, a_iteration) << "an untouched timer of the same tick must still fire";
   EXPECT_FALSE(e_iteration.has_value());
-  ASSERT_TRUE(run_once_until(
-      loop, [&] { return e_iteration.has_value(); }, 10, 20ms));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return e_iteration.has_value(); }, 200ms, 20ms));
   EXPECT_EQ(*e_iteration, *a_iteration + 1);
   for (int i = 0; i < 3; ++i) loop.run_once(5ms);
   EXPECT_EQ(b_fired, 0) << "a timer cancelled earlier in its tick fired";
@@ -469,8 +472,8 @@ TEST_P(TimerTest, ActiveFollowsTheTimerLifecycle) {
   Timer rep;
   rep = loop.every(1ms, [&] { inside_repeating = rep.active(); });
   EXPECT_TRUE(rep.active());
-  ASSERT_TRUE(run_once_until(
-      loop, [&] { return inside_repeating.has_value(); }, 50, 10ms));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return inside_repeating.has_value(); }, 500ms, 10ms));
   EXPECT_TRUE(*inside_repeating);
   EXPECT_TRUE(rep.active());
   rep.cancel();

@@ -27,11 +27,16 @@
 #include "reactor/server/handlers.hpp"
 #include "reactor/server/options.hpp"
 #include "reactor/server/stream_server.hpp"
-#include "tests/fault/fault_helpers.hpp"
-#include "tests/server/server_test_util.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/processes.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
@@ -46,8 +51,8 @@ using reactor::ServerOptions;
 using reactor::StreamServer;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
-using reactor::test::fault::Clock;
-namespace su = reactor::test::serverutil;
+using Clock = reactor::test::SteadyClock;
+using namespace reactor::test;
 
 constexpr std::size_t kCycles = 2000;
 constexpr std::size_t kInFlight = 50;
@@ -123,14 +128,14 @@ std::array<int, 3> churn(const Address& server) {
     c.index = i;
     c.ending = static_cast<Ending>(i % 3);
     int err = 0;
-    c.fd = su::connect_stream(server, err, {}, 5s);
+    c.fd = connect_stream(server, err, {}, 5s);
     if (c.fd.get() < 0) {
       ADD_FAILURE() << "connect " << i << ": " << strerror(err);
       return false;
     }
     c.expect = c.ending == Ending::server_close ? std::string("bye\n")
                                                 : "line-" + std::to_string(i) + "\n";
-    if (!su::send_all(c.fd.get(), c.expect)) {
+    if (!send_all(c.fd.get(), c.expect)) {
       ADD_FAILURE() << "send " << i << ": " << strerror(errno);
       return false;
     }
@@ -225,7 +230,7 @@ void churn_part(const std::string& backend, Model model) {
           return std::make_unique<ChurnHandler>(reasons);
         },
         o);
-    su::Serving serving(server);
+    Serving serving(server);
     done = churn(server.address());
     // The server sees the last closes a little after the clients made them.
     const auto settle = Clock::now();
@@ -239,8 +244,8 @@ void churn_part(const std::string& backend, Model model) {
   }
   std::printf("[ info     ] %s, %s: %zu cycles in %.0f ms; server saw eof %d, local %d, reset %d\n",
               backend.c_str(), std::string(to_string(model)).c_str(), kCycles,
-              reactor::test::fault::ms_between(t0, Clock::now()), reasons.eof.load(),
-              reasons.local.load(), reasons.reset.load());
+              reactor::test::ms_between(t0, Clock::now()), reasons.eof.load(), reasons.local.load(),
+              reasons.reset.load());
   EXPECT_EQ(done[0] + done[1] + done[2], static_cast<int>(kCycles));
   EXPECT_EQ(reasons.eof.load(), done[static_cast<int>(Ending::client_close)]);
   EXPECT_EQ(reasons.local.load(), done[static_cast<int>(Ending::server_close)]);
@@ -256,7 +261,7 @@ void churn_part(const std::string& backend, Model model) {
 }
 
 TEST_P(ChurnTest, TwoThousandCyclesClosedThreeWaysLeaveNothingBehind) {
-  reactor::test::warm_up_backend(backend());
+  reactor::test::warm_up(backend());
   for (Model m : {Model::reactor, Model::pool}) churn_part(backend(), m);
 }
 

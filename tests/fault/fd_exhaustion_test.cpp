@@ -25,12 +25,15 @@
 #include "reactor/net/address.hpp"
 #include "reactor/server/options.hpp"
 #include "reactor/server/stream_server.hpp"
-#include "tests/fault/fault_helpers.hpp"
-#include "tests/server/server_test_util.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
-#include "tests/support/sanitizers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/processes.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
@@ -39,12 +42,12 @@ using reactor::Address;
 using reactor::Model;
 using reactor::ServerOptions;
 using reactor::StreamServer;
+using reactor::test::Child;
 using reactor::test::Fd;
-using reactor::test::fault::Child;
-using reactor::test::fault::Clock;
-using reactor::test::fault::LinePipe;
-using reactor::test::fault::process_cpu;
-namespace su = reactor::test::serverutil;
+using Clock = reactor::test::SteadyClock;
+using reactor::test::LinePipe;
+using reactor::test::process_cpu;
+using namespace reactor::test;
 
 constexpr rlim_t kChildFdLimit = 64;
 constexpr std::size_t kBurst = 200;
@@ -68,7 +71,7 @@ int serve_under_low_limit(const std::string& backend, LinePipe& report) {
   o.model = Model::reactor;
   o.backend = backend;
   o.shutdown_signals = {SIGTERM};
-  StreamServer server(Address::ipv4_loopback(0), su::event_echo(), o);
+  StreamServer server(Address::ipv4_loopback(0), event_echo(), o);
   report.send("ready " + std::to_string(server.address().port()) + " " +
               std::to_string(reactor::test::open_fd_count()));
   server.serve_forever();
@@ -142,10 +145,10 @@ std::size_t count_served(const std::vector<BurstClient>& clients) {
 ::testing::AssertionResult ping_all(std::vector<Fd>& established, int round) {
   for (std::size_t i = 0; i < established.size(); ++i) {
     const std::string line = "ping-" + std::to_string(i) + "-" + std::to_string(round) + "\n";
-    if (!su::send_all(established[i].get(), line)) {
+    if (!send_all(established[i].get(), line)) {
       return ::testing::AssertionFailure() << "established client " << i << ": send failed";
     }
-    const su::ClientRead r = su::read_line(established[i].get());
+    const ClientRead r = read_line(established[i].get());
     if (r.bytes != line) {
       return ::testing::AssertionFailure()
              << "established client " << i << " round " << round << ": " << r.describe();
@@ -156,8 +159,9 @@ std::size_t count_served(const std::vector<BurstClient>& clients) {
 
 TEST_P(FdExhaustionTest, BurstsPastTheFdLimitAreServedInWavesWithoutSpinning) {
   ASSERT_TRUE(Child::single_threaded()) << "forking needs a single-threaded process ("
-                                        << reactor::test::fault::thread_count() << " threads)";
-  ASSERT_TRUE(reactor::test::ensure_fd_limit(kBurst + kEstablished + 100));
+                                        << reactor::test::thread_count() << " threads)";
+  reactor::test::ScopedFdLimit fd_limit;
+  ASSERT_TRUE(fd_limit.raise_to_hard(kBurst + kEstablished + 100));
 
   LinePipe report;
   Child child([&] { return serve_under_low_limit(backend(), report); });
@@ -173,7 +177,7 @@ TEST_P(FdExhaustionTest, BurstsPastTheFdLimitAreServedInWavesWithoutSpinning) {
   std::vector<Fd> established;
   for (std::size_t i = 0; i < kEstablished; ++i) {
     int err = 0;
-    established.push_back(su::connect_stream(server, err, {}, 5s));
+    established.push_back(connect_stream(server, err, {}, 5s));
     ASSERT_GE(established.back().get(), 0) << strerror(err);
   }
   int round = 0;
@@ -185,10 +189,10 @@ TEST_P(FdExhaustionTest, BurstsPastTheFdLimitAreServedInWavesWithoutSpinning) {
     std::vector<BurstClient> clients(kBurst);
     for (std::size_t i = 0; i < kBurst; ++i) {
       int err = 0;
-      clients[i].fd = su::connect_stream(server, err, {}, 5s);
+      clients[i].fd = connect_stream(server, err, {}, 5s);
       ASSERT_GE(clients[i].fd.get(), 0) << "connect " << i << ": " << strerror(err);
       clients[i].line = "burst-" + std::to_string(burst) + "-" + std::to_string(i) + "\n";
-      ASSERT_TRUE(su::send_all(clients[i].fd.get(), clients[i].line));
+      ASSERT_TRUE(send_all(clients[i].fd.get(), clients[i].line));
     }
     total_clients += kBurst;
 
@@ -229,7 +233,7 @@ TEST_P(FdExhaustionTest, BurstsPastTheFdLimitAreServedInWavesWithoutSpinning) {
       std::size_t hung_up = 0;
       for (BurstClient& c : clients) {
         if (c.served && c.fd.get() >= 0) {
-          su::hang_up(c.fd);
+          hang_up(c.fd);
           ++hung_up;
         }
       }
@@ -242,26 +246,26 @@ TEST_P(FdExhaustionTest, BurstsPastTheFdLimitAreServedInWavesWithoutSpinning) {
       ASSERT_TRUE(ping_all(established, round++)) << "after wave " << waves;
     }
     std::printf("[ info     ] %s: burst %d served in %d more waves, %.0f ms\n", backend().c_str(),
-                burst, waves, reactor::test::fault::ms_between(start, Clock::now()));
+                burst, waves, reactor::test::ms_between(start, Clock::now()));
     EXPECT_EQ(count_served(clients), kBurst);
-    for (BurstClient& c : clients) su::hang_up(c.fd);
+    for (BurstClient& c : clients) hang_up(c.fd);
   }
 
   // Fds are free again: a new client is served at once.
   {
     int err = 0;
-    Fd last = su::connect_stream(server, err, {}, 5s);
+    Fd last = connect_stream(server, err, {}, 5s);
     ASSERT_GE(last.get(), 0) << strerror(err);
     ++total_clients;
     const auto t0 = Clock::now();
-    ASSERT_TRUE(su::send_all(last.get(), "last\n"));
-    const su::ClientRead r = su::read_line(last.get());
+    ASSERT_TRUE(send_all(last.get(), "last\n"));
+    const ClientRead r = read_line(last.get());
     EXPECT_EQ(r.bytes, "last\n") << r.describe();
     EXPECT_LT(Clock::now() - t0, 2s) << "a client after the bursts waited";
-    su::hang_up(last);
+    hang_up(last);
   }
   ASSERT_TRUE(ping_all(established, round++));
-  for (Fd& e : established) su::hang_up(e);
+  for (Fd& e : established) hang_up(e);
   // Let the server see the last hang-ups before it is told to stop: server_close() does not
   // count connections it closes itself as handled.
   std::this_thread::sleep_for(300ms);

@@ -24,28 +24,32 @@
 #include <string>
 
 #include "reactor/core/reactor.hpp"
-#include "tests/fault/fault_helpers.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/time_helpers.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/processes.hpp"
+#include "tests/support/signals.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Interest;
 using reactor::IoEvents;
 using reactor::IoWatcher;
 using reactor::Reactor;
 using reactor::Timer;
+using reactor::test::Child;
 using reactor::test::FdLeakCheck;
 using reactor::test::SocketPair;
-using reactor::test::fault::Child;
-using reactor::test::fault::Clock;
-using reactor::test::fault::LinePipe;
+using Clock = reactor::test::SteadyClock;
+using reactor::test::LinePipe;
 
 constexpr int kPairs = 4;
 
-class ForkLoopTest : public reactor::test::TimeTest {};
+class ForkLoopTest : public reactor::test::BackendTest {};
 
 /// The child's exit statuses.
 enum ChildStatus : int {
@@ -102,8 +106,8 @@ struct Watched {
 /// see that nothing more comes. Success when the counts match exactly.
 ::testing::AssertionResult delivers_exactly(Reactor& loop, Watched& w, int round) {
   if (!w.write_all(round + 1)) return ::testing::AssertionFailure() << "write failed";
-  reactor::test::run_once_until(
-      loop, [&] { return w.all_read(); }, 100, 20ms);
+  run_until(
+      loop, [&] { return w.all_read(); }, 2s, 20ms);
   for (int i = 0; i < 3; ++i) loop.run_once(5ms);
   if (w.all_read()) return ::testing::AssertionSuccess();
   auto failure = ::testing::AssertionFailure();
@@ -112,15 +116,6 @@ struct Watched {
     failure << " pair " << i << " read " << w.read[i] << " of " << w.written[i] << ";";
   }
   return failure;
-}
-
-/// Runs `loop` until `done()` or `limit` of wall time (not a call count: a loop with an
-/// always-ready fd returns at once from every call). Returns done().
-template <class Pred>
-bool run_for_until(Reactor& loop, Pred done, std::chrono::milliseconds limit) {
-  const auto deadline = Clock::now() + limit;
-  while (!done() && Clock::now() < deadline) loop.run_once(10ms);
-  return done();
 }
 
 /// Runs `loop` until `pipe` has a line, `child` has exited or `limit` passed; returns the
@@ -169,7 +164,7 @@ TEST_P(ForkLoopTest, ChildRewiresItsCopyParentsWatchersDeliverExactly) {
       });
       Timer own_timer = loop->after(5ms, [&] { ++own_fires; });
       if (::write(own.b.get(), "xy", 2) != 2) return kOwnWatcherSilent;
-      run_for_until(
+      run_until(
           *loop, [&] { return own_bytes == 2 && own_fires == 1; }, 2s);
       if (own_bytes != 2) return kOwnWatcherSilent;
       if (own_fires != 1) return kOwnTimerSilent;
@@ -177,7 +172,7 @@ TEST_P(ForkLoopTest, ChildRewiresItsCopyParentsWatchersDeliverExactly) {
     }
     // Pair 3 is still watched for reading, pair 2 for writing: the child's loop may report
     // them (its handlers only count); the parent's copies must not notice.
-    run_for_until(
+    run_until(
         *loop, [] { return false; }, 50ms);
     if (!to_parent.send("rewired")) return kReportFailed;
     std::string go;
@@ -185,7 +180,7 @@ TEST_P(ForkLoopTest, ChildRewiresItsCopyParentsWatchersDeliverExactly) {
     // Close the copies of the parent's sockets: the watcher of pair 0 was stopped first;
     // the others are closed behind the loop's back, then the loop is destroyed with them.
     for (int i = 0; i < kPairs; ++i) w.pairs[i].a.reset();
-    run_for_until(
+    run_until(
         *loop, [] { return false; }, 50ms);
     loop.reset();
     for (int i = 0; i < kPairs; ++i) w.pairs[i].b.reset();
@@ -211,8 +206,8 @@ TEST_P(ForkLoopTest, ChildRewiresItsCopyParentsWatchersDeliverExactly) {
     EXPECT_TRUE(delivers_exactly(*loop, w, round)) << "after the child exited";
   }
   const int ticks_mid = ticks;
-  reactor::test::run_once_until(
-      *loop, [&] { return ticks >= ticks_mid + 5; }, 50, 20ms);
+  run_until(
+      *loop, [&] { return ticks >= ticks_mid + 5; }, 1s, 20ms);
   EXPECT_GT(ticks_mid, ticks_before) << "the timer stopped while the child ran";
   EXPECT_GE(ticks, ticks_mid + 5) << "the timer stopped after the child exited";
   for (int i = 0; i < kPairs; ++i) {
@@ -245,8 +240,8 @@ TEST_P(ForkLoopTest, ChildThatDestroysItsLoopWithoutAfterForkLeavesTheParentsAlo
     EXPECT_TRUE(delivers_exactly(*loop, w, round)) << "after the child destroyed its copy";
   }
   const int ticks_before = ticks;
-  reactor::test::run_once_until(
-      *loop, [&] { return ticks >= ticks_before + 5; }, 50, 20ms);
+  run_until(
+      *loop, [&] { return ticks >= ticks_before + 5; }, 1s, 20ms);
   EXPECT_GE(ticks, ticks_before + 5) << "the timer stopped";
 }
 

@@ -1,6 +1,6 @@
 // A peer that resets while a large write is queued, on every backend, with SIGPIPE at its
 // default disposition (asserted first: a single send without MSG_NOSIGNAL kills the test
-// process). tests/net/peer_failure_test.cpp (B7) resets under a 4 MiB flush; here 32 MiB
+// process). tests/net/peer_failure_test.cpp resets under a 4 MiB flush; here 32 MiB
 // are queued as 512 separate sends, the peer reads the first MiB (checked in order), then
 // resets:
 // - Connection level (TCP v4, TCP v6 when ::1 exists, Unix stream): on_close(reset) exactly
@@ -28,18 +28,23 @@
 #include "reactor/server/handlers.hpp"
 #include "reactor/server/options.hpp"
 #include "reactor/server/stream_server.hpp"
-#include "tests/fault/fault_helpers.hpp"
-#include "tests/server/server_test_util.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
+#include "tests/support/errors.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/net_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
 #include "tests/support/sanitizers.hpp"
-#include "tests/support/time_helpers.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/signals.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-using namespace reactor::test::nethelpers;
+using namespace reactor::test;
 using reactor::Address;
 using reactor::Buffer;
 using reactor::CloseReason;
@@ -50,9 +55,8 @@ using reactor::Reactor;
 using reactor::ServerOptions;
 using reactor::StreamServer;
 using reactor::test::Fd;
-using reactor::test::fault::fill_word_pattern;
-using reactor::test::fault::word_pattern_mismatch;
-namespace su = reactor::test::serverutil;
+using reactor::test::fill_pattern;
+using reactor::test::pattern_mismatch;
 
 constexpr std::size_t kKiB = 1024;
 constexpr std::size_t kMiB = 1024 * kKiB;
@@ -80,7 +84,7 @@ class ResetQueuedTest : public reactor::test::BackendTest {
 
 std::string chunk_at(std::uint64_t offset, std::size_t n) {
   std::string s(n, '\0');
-  fill_word_pattern(offset, s.data(), n);
+  fill_pattern(offset, s.data(), n);
   return s;
 }
 
@@ -111,15 +115,15 @@ void connection_part(const std::string& backend, Transport t) {
 
   // The peer reads the first MiB while the loop flushes, then resets with the rest queued.
   PeerInput in;
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       loop,
       [&] {
         drain_into(pair.peer.get(), in, kPeerReads - std::min(kPeerReads, in.bytes.size()));
         return in.bytes.size() >= kPeerReads || in.eof || in.error != 0;
       },
-      kPatience, 5'000'000, 1ms));
+      kPatience, 1ms));
   ASSERT_GE(in.bytes.size(), kPeerReads);
-  EXPECT_EQ(word_pattern_mismatch(0, in.bytes), std::string_view::npos) << "bytes out of order";
+  EXPECT_EQ(pattern_mismatch(in.bytes, 0), std::string_view::npos) << "bytes out of order";
   // For a Unix peer, its close is a reset only while our bytes wait unread in it.
   ASSERT_GT(unread_bytes(pair.peer.get()), 0);
   EXPECT_FALSE(rec.closed());
@@ -127,16 +131,16 @@ void connection_part(const std::string& backend, Transport t) {
 
   // The loop has not looked yet: a send now may still be queued, or fail; never crash.
   const std::error_code racing = c->send("racing the reset");
-  EXPECT_TRUE(!racing || HasOneOf(racing, {std::errc::broken_pipe, std::errc::connection_reset}))
+  EXPECT_TRUE(!racing || IsOneOf(racing, {std::errc::broken_pipe, std::errc::connection_reset}))
       << racing.message();
 
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       loop, [&] { return rec.closed(); }, kPatience))
       << "the reset was never reported";
   run_iterations(loop, 20);
   EXPECT_EQ(rec.closes, 1);
   EXPECT_EQ(rec.reason, CloseReason::reset) << to_string(rec.reason);
-  EXPECT_TRUE(HasOneOf(rec.error, {std::errc::connection_reset, std::errc::broken_pipe}));
+  EXPECT_TRUE(IsOneOf(rec.error, {std::errc::connection_reset, std::errc::broken_pipe}));
   EXPECT_EQ(rec.calls_after_close, 0);
   EXPECT_FALSE(c->open());
   EXPECT_EQ(c->queued(), 0u) << "the dead queue (" << queued_before << " bytes) is still held";
@@ -144,11 +148,11 @@ void connection_part(const std::string& backend, Transport t) {
   // Later writes: each fails, clearly and the same way, from inside the loop too.
   int failed = 0;
   for (int i = 0; i < 100; ++i) {
-    if (HasErrc(c->send(chunk_at(0, 4096)), std::errc::broken_pipe)) ++failed;
+    if (IsErrc(c->send(chunk_at(0, 4096)), std::errc::broken_pipe)) ++failed;
     if (i % 10 == 0) loop.run_once(0ms);
   }
   EXPECT_EQ(failed, 100);
-  EXPECT_TRUE(HasErrc(c->shutdown(), std::errc::broken_pipe));
+  EXPECT_TRUE(IsErrc(c->shutdown(), std::errc::broken_pipe));
   c->close();  // harmless now
   c->abort();
   run_iterations(loop, 5);
@@ -157,7 +161,7 @@ void connection_part(const std::string& backend, Transport t) {
 }
 
 TEST_P(ResetQueuedTest, ThirtyTwoMiBQueuedThenResetFailsOnceWithoutSigpipe) {
-  reactor::test::prepare_backend(backend());
+  reactor::test::warm_up(backend());
   for_each_transport([&](Transport t) { connection_part(backend(), t); });
 }
 
@@ -226,10 +230,10 @@ void server_part(const std::string& backend, Model model) {
       Address::ipv4_loopback(0),
       [&seen]() -> std::unique_ptr<EventHandler> { return std::make_unique<FloodHandler>(seen); },
       o);
-  su::Serving serving(server);
+  Serving serving(server);
   {
     int err = 0;
-    Fd client = su::connect_stream(server.address(), err, {}, 10s);
+    Fd client = connect_stream(server.address(), err, {}, 10s);
     ASSERT_GE(client.get(), 0) << strerror(err);
     std::string got;
     char buf[65536];
@@ -239,7 +243,7 @@ void server_part(const std::string& backend, Model model) {
       ASSERT_GT(n, 0) << "the flood stopped early: " << (n == 0 ? "EOF" : strerror(errno));
       got.append(buf, static_cast<std::size_t>(n));
     }
-    EXPECT_EQ(word_pattern_mismatch(0, got), std::string_view::npos);
+    EXPECT_EQ(pattern_mismatch(got, 0), std::string_view::npos);
     std::this_thread::sleep_for(20ms);  // more arrives unread: the close is a reset
     reset_close(client);
   }
@@ -247,12 +251,12 @@ void server_part(const std::string& backend, Model model) {
   // The server goes on: the next client gets its own flood, from the start.
   {
     int err = 0;
-    Fd next = su::connect_stream(server.address(), err, {}, 10s);
+    Fd next = connect_stream(server.address(), err, {}, 10s);
     ASSERT_GE(next.get(), 0) << strerror(err);
     std::string got(64 * kKiB, '\0');
     ASSERT_EQ(::recv(next.get(), got.data(), got.size(), MSG_WAITALL),
               static_cast<ssize_t>(got.size()));
-    EXPECT_EQ(word_pattern_mismatch(0, got), std::string_view::npos);
+    EXPECT_EQ(pattern_mismatch(got, 0), std::string_view::npos);
     std::this_thread::sleep_for(20ms);
     reset_close(next);
   }

@@ -9,8 +9,8 @@
 // - the loop's signal watchers see both signals while the storm lasts; the dispositions
 //   installed before (counting handlers, so that a library that lost its own cannot kill
 //   the process) are never called while the watchers live, and come back after.
-// tests/core/signal_test.cpp (T2) checks single interrupted waits; tests/server's S11 checks
-// blocking streams under signals. This is the event loop under a continuous storm.
+// tests/core/signal_test.cpp checks single interrupted waits; tests/server/blocking_stream_test.cpp
+// checks blocking streams under signals. This is the event loop under a continuous storm.
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,24 +32,27 @@
 #include "reactor/core/timer.hpp"
 #include "reactor/net/connection.hpp"
 #include "reactor/net/socket.hpp"
-#include "tests/fault/fault_helpers.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/net_helpers.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/processes.hpp"
 #include "tests/support/sanitizers.hpp"
-#include "tests/support/time_helpers.hpp"
+#include "tests/support/signals.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-using namespace reactor::test::nethelpers;
+using namespace reactor::test;
 using reactor::Buffer;
 using reactor::CloseReason;
 using reactor::Connection;
 using reactor::Reactor;
 using reactor::Socket;
 using reactor::Timer;
-using reactor::test::fault::Clock;
+using Clock = reactor::test::SteadyClock;
 
 constexpr int kPairs = 20;
 constexpr int kLines = 1000;
@@ -174,7 +177,7 @@ class Storm {
 };
 
 TEST_P(SignalStormTest, EchoTimersAndSignalWatchersKeepWorkingUnderASignalStorm) {
-  reactor::test::prepare_backend(backend());
+  reactor::test::warm_up(backend());
   reactor::test::ScopedDisposition usr1(SIGUSR1);
   reactor::test::ScopedDisposition usr2(SIGUSR2);
   usr1.install_counting();
@@ -241,7 +244,7 @@ TEST_P(SignalStormTest, EchoTimersAndSignalWatchersKeepWorkingUnderASignalStorm)
     storm->join();
     storm_over_at = storm->ended_at();
     sent = storm->sent();
-    const double ms = reactor::test::fault::ms_between(t0, Clock::now());
+    const double ms = reactor::test::ms_between(t0, Clock::now());
     EXPECT_EQ(failure, "") << "run_once threw under signals";
 
     int echoed = 0, mismatches = 0, closes = 0, send_errors = 0;
@@ -274,9 +277,9 @@ TEST_P(SignalStormTest, EchoTimersAndSignalWatchersKeepWorkingUnderASignalStorm)
         "SIGUSR2 "
         "(%ld, %ld during the storm); %d lines echoed in %.0f ms; %ld ticks (%zu during "
         "the storm, longest gap %.1f ms)\n",
-        backend().c_str(), sent, reactor::test::fault::ms_between(t0, storm_over_at), ms, usr1_seen,
+        backend().c_str(), sent, reactor::test::ms_between(t0, storm_over_at), ms, usr1_seen,
         usr2_seen, usr1_in_storm, usr2_in_storm, echoed,
-        echo_done_at ? reactor::test::fault::ms_between(t0, *echo_done_at) : -1.0, ticks,
+        echo_done_at ? reactor::test::ms_between(t0, *echo_done_at) : -1.0, ticks,
         storm_ticks.size(), gap_ms);
     EXPECT_EQ(echoed, kPairs * kLines);
     EXPECT_EQ(mismatches, 0);
@@ -298,7 +301,7 @@ TEST_P(SignalStormTest, EchoTimersAndSignalWatchersKeepWorkingUnderASignalStorm)
       p.client->close();
       p.server->close();
     }
-    drive_until(loop, [&] {
+    run_until(loop, [&] {
       for (const EchoPair& p : pairs) {
         if (p.closes < 2) return false;
       }

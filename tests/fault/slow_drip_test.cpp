@@ -30,18 +30,22 @@
 #include "reactor/server/handlers.hpp"
 #include "reactor/server/options.hpp"
 #include "reactor/server/stream_server.hpp"
-#include "tests/fault/fault_helpers.hpp"
-#include "tests/server/server_test_util.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
+#include "tests/support/errors.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
-#include "tests/support/net_helpers.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/processes.hpp"
 #include "tests/support/sanitizers.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-using namespace reactor::test::nethelpers;
+using namespace reactor::test;
 using reactor::Address;
 using reactor::Buffer;
 using reactor::CloseReason;
@@ -53,9 +57,8 @@ using reactor::ServerOptions;
 using reactor::StreamServer;
 using reactor::Timer;
 using reactor::test::Fd;
-using reactor::test::fault::Clock;
-using reactor::test::fault::ms_between;
-namespace su = reactor::test::serverutil;
+using Clock = reactor::test::SteadyClock;
+using reactor::test::ms_between;
 
 constexpr auto kDrip = 20ms;
 constexpr auto kIdle = 150ms;
@@ -88,7 +91,7 @@ std::unique_ptr<Dripped> make_dripped(Reactor& loop, Connection::Options options
 }
 
 TEST_P(SlowDripTest, DeadlineCutsADrippedConnectionThatTheIdleTimeoutCannot) {
-  reactor::test::warm_up_backend(backend());
+  reactor::test::warm_up(backend());
   reactor::test::FdLeakCheck leaks;
   Reactor loop(backend());
   Connection::Options with_deadline;
@@ -112,8 +115,8 @@ TEST_P(SlowDripTest, DeadlineCutsADrippedConnectionThatTheIdleTimeoutCannot) {
     ::send(kept->peer.get(), "x", 1, MSG_NOSIGNAL);
   });
 
-  ASSERT_TRUE(drive_until(
-      loop, [&] { return Clock::now() - t0 >= 1s; }, 3000ms, 5'000'000, 5ms));
+  ASSERT_TRUE(run_until(
+      loop, [&] { return Clock::now() - t0 >= 1s; }, 3000ms, 5ms));
   drip.cancel();
 
   ASSERT_TRUE(cut->closed_at) << "the deadline never cut the dripped connection";
@@ -125,7 +128,7 @@ TEST_P(SlowDripTest, DeadlineCutsADrippedConnectionThatTheIdleTimeoutCannot) {
       static_cast<long long>(kIdle.count()), drips,
       silent->closed_at ? ms_between(t0, *silent->closed_at) : -1.0);
   EXPECT_EQ(cut->rec.reason, CloseReason::timeout) << to_string(cut->rec.reason);
-  EXPECT_TRUE(HasErrc(cut->rec.error, std::errc::timed_out));
+  EXPECT_TRUE(IsErrc(cut->rec.error, std::errc::timed_out));
   EXPECT_GE(*cut->closed_at - t0, kDeadline) << "cut before the deadline";
   EXPECT_LE(*cut->closed_at - t0, kDeadline + kLate) << "cut late";
   EXPECT_GE(cut->rec.data.size(), 10u) << "the drip did not reach the connection";
@@ -142,7 +145,7 @@ TEST_P(SlowDripTest, DeadlineCutsADrippedConnectionThatTheIdleTimeoutCannot) {
   EXPECT_LE(*silent->closed_at - t0, kIdle + kLate);
 
   kept->connection->close();
-  EXPECT_TRUE(drive_until(loop, [&] { return kept->rec.closed(); }));
+  EXPECT_TRUE(run_until(loop, [&] { return kept->rec.closed(); }));
   run_iterations(loop, 3);
   for (Dripped* d : {cut.get(), kept.get(), silent.get()}) {
     EXPECT_EQ(d->rec.closes, 1);
@@ -172,11 +175,11 @@ void server_part(const std::string& backend, Model model) {
   StreamServer server(
       Address::ipv4_loopback(0),
       []() -> std::unique_ptr<EventHandler> { return std::make_unique<LineEcho>(); }, o);
-  su::Serving serving(server);
+  Serving serving(server);
 
   const auto t0 = Clock::now();
   int err = 0;
-  Fd client = su::connect_stream(server.address(), err, {}, 5s);
+  Fd client = connect_stream(server.address(), err, {}, 5s);
   ASSERT_GE(client.get(), 0) << strerror(err);
   std::optional<Clock::time_point> ended_at;
   std::string answer;

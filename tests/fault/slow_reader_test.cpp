@@ -25,10 +25,15 @@
 #include "reactor/server/handlers.hpp"
 #include "reactor/server/options.hpp"
 #include "reactor/server/stream_server.hpp"
-#include "tests/fault/fault_helpers.hpp"
-#include "tests/server/server_test_util.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
 #include "tests/support/fds.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/processes.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
@@ -42,10 +47,10 @@ using reactor::Model;
 using reactor::ServerOptions;
 using reactor::StreamServer;
 using reactor::test::Fd;
-using reactor::test::fault::Clock;
-using reactor::test::fault::fill_word_pattern;
-using reactor::test::fault::word_pattern_mismatch;
-namespace su = reactor::test::serverutil;
+using Clock = reactor::test::SteadyClock;
+using reactor::test::fill_pattern;
+using reactor::test::pattern_mismatch;
+using namespace reactor::test;
 
 constexpr std::size_t kKiB = 1024;
 constexpr std::size_t kMiB = 1024 * kKiB;
@@ -108,7 +113,7 @@ class PushHandler : public EventHandler {
         ++push_.pauses;
         return;  // on_low_watermark resumes
       }
-      fill_word_pattern(push_.sent, chunk_.data(), kChunk);
+      fill_pattern(push_.sent, chunk_.data(), kChunk);
       if (const std::error_code ec = c.send(std::string_view(chunk_.data(), kChunk))) {
         push_.send_error = ec;
         return;
@@ -156,7 +161,7 @@ ReadResult read_slowly_then_fast(int fd) {
       return r;
     }
     const std::size_t at =
-        word_pattern_mismatch(r.bytes, std::string_view(buf.data(), static_cast<std::size_t>(n)));
+        pattern_mismatch(std::string_view(buf.data(), static_cast<std::size_t>(n)), r.bytes);
     if (at != std::string_view::npos && r.mismatch_at == ~std::uint64_t{0}) {
       r.mismatch_at = r.bytes + at;
     }
@@ -182,9 +187,9 @@ TEST_P(SlowReaderTest, TwoHundredFiftySixMiBWithBoundedQueueAndEveryByteInOrder)
   ReadResult got;
   const auto t0 = Clock::now();
   {
-    su::Serving serving(server);
+    Serving serving(server);
     int err = 0;
-    Fd client = su::connect_stream(server.address(), err, {}, 20s);
+    Fd client = connect_stream(server.address(), err, {}, 20s);
     ASSERT_GE(client.get(), 0) << strerror(err);
     got = read_slowly_then_fast(client.get());
     client.reset();
@@ -192,7 +197,7 @@ TEST_P(SlowReaderTest, TwoHundredFiftySixMiBWithBoundedQueueAndEveryByteInOrder)
     serving.stop();
     EXPECT_EQ(serving.error(), "");
   }
-  const double ms = reactor::test::fault::ms_between(t0, Clock::now());
+  const double ms = reactor::test::ms_between(t0, Clock::now());
   const reactor::ServerStats stats = server.stats();
   sampler.cancel();
   server.server_close();

@@ -1,4 +1,4 @@
-// Pure unit tests of reactor::Address (no loop, no backend), including H3 (address parsing).
+// Pure unit tests of reactor::Address (no loop, no backend), including hostile address text.
 #include "reactor/net/address.hpp"
 
 #include <arpa/inet.h>
@@ -235,7 +235,7 @@ TEST(AddressTest, UnixSocketFactory) {
   EXPECT_EQ(ec, std::errc::invalid_argument);
 }
 
-// --- H3: hostile text -----------------------------------------------------------------------
+// --- Hostile text --------------------------------------------------------------------------
 
 TEST(AddressTest, HostileTextIsRefused) {
   const std::vector<std::string> cases = {

@@ -1,7 +1,7 @@
-// B10 on every backend, over TCP v4, TCP v6 (when ::1 exists) and Unix stream: a buffer
-// allocation that fails (injected with reactor::set_buffer_allocator) when a connection's
-// input must grow, and when a send must queue, gives that connection an error — the send's
-// return value and/or on_close(CloseReason::limit) exactly once — leaves it closable, and
+// Buffer allocation failure on every backend, over TCP v4, TCP v6 (when ::1 exists) and Unix
+// stream: a buffer allocation that fails (injected with reactor::set_buffer_allocator) when a
+// connection's input must grow, and when a send must queue, gives that connection an error — the
+// send's return value and/or on_close(CloseReason::limit) exactly once — leaves it closable, and
 // does not disturb the other connections on the loop, which keep echoing byte-exactly.
 // Leaks are ASan's to find.
 #include <gtest/gtest.h>
@@ -24,13 +24,18 @@
 #include "reactor/net/connection.hpp"
 #include "reactor/net/listener.hpp"
 #include "reactor/net/socket.hpp"
+#include "tests/support/allocators.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/net_test_util.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/sockets.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Address;
 using reactor::Buffer;
 using reactor::CloseReason;
@@ -38,20 +43,20 @@ using reactor::Connection;
 using reactor::Listener;
 using reactor::Reactor;
 using reactor::Socket;
+using reactor::test::drain_into;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
-using reactor::test::netutil::drive;
-using reactor::test::netutil::make_stream_pair;
-using reactor::test::netutil::random_bytes;
-using reactor::test::netutil::raw_connect;
-using reactor::test::netutil::read_some;
-using reactor::test::netutil::ReadResult;
-using reactor::test::netutil::ScopedFailingAllocator;
-using reactor::test::netutil::send_some;
-using reactor::test::netutil::stream_transports;
-using reactor::test::netutil::StreamPair;
-using reactor::test::netutil::Transport;
-using reactor::test::netutil::wait_fd;
+using reactor::test::make_stream_pair;
+using reactor::test::PeerInput;
+using reactor::test::random_bytes;
+using reactor::test::raw_connect;
+using reactor::test::run_until;
+using reactor::test::ScopedFailingAllocator;
+using reactor::test::send_some;
+using reactor::test::stream_transports;
+using reactor::test::StreamPair;
+using reactor::test::Transport;
+using reactor::test::wait_fd;
 
 /// Allocations of this size or more fail while injection is on. The bystanders never need
 /// that much (100-byte ping-pong), the victims always do.
@@ -60,7 +65,7 @@ constexpr int kBystanders = 5;
 
 class AllocFailureTest : public reactor::test::BackendTest {
  protected:
-  void SetUp() override { reactor::test::netutil::warm_up(backend()); }
+  void SetUp() override { reactor::test::warm_up(backend()); }
 };
 
 /// A client that ping-pongs 100-byte random messages with the echo server and checks every
@@ -134,7 +139,7 @@ class EchoBench {
 
   /// Every pinger completed `more` rounds beyond `from` (bounded wait).
   bool advance(int from, int more, std::chrono::milliseconds cap = 5000ms) {
-    return drive(
+    return run_until(
         loop_, [&] { return min_rounds() >= from + more; }, cap);
   }
 
@@ -153,13 +158,15 @@ class EchoBench {
       p->running = false;
       p->conn->close();
     }
-    EXPECT_TRUE(drive(loop_,
-                      [&] {
-                        for (const auto& p : pingers_) {
-                          if (p->closes != 1) return false;
-                        }
-                        return server_side_.empty();
-                      }))
+    EXPECT_TRUE(run_until(
+        loop_,
+        [&] {
+          for (const auto& p : pingers_) {
+            if (p->closes != 1) return false;
+          }
+          return server_side_.empty();
+        },
+        5000ms))
         << server_side_.size() << " server connections left";
   }
 
@@ -192,21 +199,19 @@ void expect_closed_and_closable(Reactor& loop, Connection& victim, const VictimL
   victim.close();  // closable after the failure: a no-op, no second on_close
   victim.abort();
   EXPECT_TRUE(victim.send("late") == std::errc::broken_pipe);
-  drive(
+  run_until(
       loop, [] { return false; }, 50ms);
   EXPECT_EQ(log.closes, 1) << "on_close ran again";
   EXPECT_EQ(log.data_calls_after_close, 0);
   // Its socket is really closed: the peer reads everything that was sent, then EOF/reset.
-  std::string ignored;
-  ReadResult r = ReadResult::again;
+  PeerInput in;
   const auto deadline = std::chrono::steady_clock::now() + 2s;
-  while (r != ReadResult::eof && r != ReadResult::error &&
-         std::chrono::steady_clock::now() < deadline) {
+  while (!in.eof && in.error == 0 && std::chrono::steady_clock::now() < deadline) {
     wait_fd(peer_fd, POLLIN, 50);
-    ignored.clear();
-    r = read_some(peer_fd, ignored, std::size_t{64} << 20);
+    in.bytes.clear();
+    drain_into(peer_fd, in, std::size_t{64} << 20);
   }
-  EXPECT_TRUE(r == ReadResult::eof || r == ReadResult::error) << "the victim's fd is still open";
+  EXPECT_TRUE(in.eof || in.error != 0) << "the victim's fd is still open";
 }
 
 // ---------------------------------------------------------------------------------------
@@ -217,14 +222,15 @@ TEST_P(AllocFailureTest, ReadThatMustGrowTheInputClosesOnlyThatConnection) {
   Reactor loop(backend());
   std::mt19937_64 rng(5);
   for (const Transport& t : stream_transports()) {
-    SCOPED_TRACE(t.name);
-    EchoBench bench(loop, t.bind);
+    SCOPED_TRACE(name(t));
+    EchoBench bench(loop, bind_address(t));
     ASSERT_TRUE(bench.start());
     ASSERT_TRUE(bench.advance(0, 10)) << "the echo server does not work";
 
-    StreamPair pair = make_stream_pair(t.bind);
-    ASSERT_TRUE(pair.client && pair.server);
-    auto victim = Connection::make(loop, std::move(pair.client));
+    StreamPair pair = make_stream_pair(t, PeerMode::nonblocking);
+    ASSERT_TRUE(pair.ours);
+    // The connecting end is the victim; the accepted end is the raw peer.
+    auto victim = Connection::make(loop, Socket(pair.peer.release()));
     VictimLog log;
     victim->on_data([&](Connection& c, Buffer&) {  // never consumes: the input must grow
       if (!c.open()) ++log.data_calls_after_close;
@@ -239,20 +245,24 @@ TEST_P(AllocFailureTest, ReadThatMustGrowTheInputClosesOnlyThatConnection) {
     const std::size_t failures_before = allocator.failures();
     allocator.fail_from(kFailFrom);
     const std::string flood = random_bytes(rng, std::size_t{1} << 20);
+    std::string pending = flood;
     std::size_t sent = 0;
     const int rounds_before = bench.min_rounds();
-    ASSERT_TRUE(drive(loop,
-                      [&] {
-                        sent = send_some(pair.server.fd(), flood, sent);
-                        return log.closes > 0;
-                      }))
+    ASSERT_TRUE(run_until(
+        loop,
+        [&] {
+          send_some(pair.ours.fd(), pending);
+          sent = flood.size() - pending.size();
+          return log.closes > 0;
+        },
+        5000ms))
         << "no close after the input allocation failed; sent " << sent;
     EXPECT_GT(allocator.failures(), failures_before) << "no allocation was refused";
     // The bystanders went on during the failure and go on after it, still injecting.
     ASSERT_TRUE(bench.advance(rounds_before, 20));
     bench.expect_healthy();
     allocator.stop_failing();
-    expect_closed_and_closable(loop, *victim, log, pair.server.fd());
+    expect_closed_and_closable(loop, *victim, log, pair.ours.fd());
     ASSERT_TRUE(bench.advance(bench.min_rounds(), 10));
     bench.expect_healthy();
     bench.finish();
@@ -268,16 +278,17 @@ TEST_P(AllocFailureTest, SendThatMustQueueFailsAndClosesOnlyThatConnection) {
     // Two ways to need memory for the queue: the first bytes queued, and a queue that must
     // grow past what it holds.
     for (const bool already_queued : {false, true}) {
-      SCOPED_TRACE(t.name + (already_queued ? " growing queue" : " first queue"));
-      EchoBench bench(loop, t.bind);
+      SCOPED_TRACE(std::string(name(t)) + (already_queued ? " growing queue" : " first queue"));
+      EchoBench bench(loop, bind_address(t));
       ASSERT_TRUE(bench.start());
       ASSERT_TRUE(bench.advance(0, 10)) << "the echo server does not work";
 
-      StreamPair pair = make_stream_pair(t.bind);
-      ASSERT_TRUE(pair.client && pair.server);
-      pair.client.set_send_buffer(16 * 1024);
-      pair.server.set_receive_buffer(16 * 1024);  // and the peer never reads
-      auto victim = Connection::make(loop, std::move(pair.client));
+      StreamPair pair = make_stream_pair(t, PeerMode::nonblocking);
+      ASSERT_TRUE(pair.ours);
+      Socket victim_end(pair.peer.release());  // the connecting end; the accepted one is the peer
+      victim_end.set_send_buffer(16 * 1024);
+      pair.ours.set_receive_buffer(16 * 1024);  // and the peer never reads
+      auto victim = Connection::make(loop, std::move(victim_end));
       VictimLog log;
       victim->on_data([&](Connection& c, Buffer& in) {
         if (!c.open()) ++log.data_calls_after_close;
@@ -302,11 +313,13 @@ TEST_P(AllocFailureTest, SendThatMustQueueFailsAndClosesOnlyThatConnection) {
       EXPECT_TRUE(is_memory_error(ec)) << "send returned " << (ec ? ec.message() : "success");
       EXPECT_GT(allocator.failures(), failures_before) << "no allocation was refused";
       EXPECT_EQ(log.closes, 0) << "on_close ran inside send()";
-      ASSERT_TRUE(drive(loop, [&] { return log.closes > 0; })) << "no on_close";
+      ASSERT_TRUE(run_until(
+          loop, [&] { return log.closes > 0; }, 5000ms))
+          << "no on_close";
       ASSERT_TRUE(bench.advance(rounds_before, 20));
       bench.expect_healthy();
       allocator.stop_failing();
-      expect_closed_and_closable(loop, *victim, log, pair.server.fd());
+      expect_closed_and_closable(loop, *victim, log, pair.ours.fd());
       ASSERT_TRUE(bench.advance(bench.min_rounds(), 10));
       bench.expect_healthy();
       bench.finish();

@@ -1,4 +1,4 @@
-// Pure unit tests of reactor::Buffer (no loop, no backend), including H1 (buffer arithmetic),
+// Pure unit tests of reactor::Buffer (no loop, no backend), including buffer arithmetic
 // allocator failure injection and read_from over a socket pair.
 #include "reactor/net/buffer.hpp"
 
@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "tests/support/fds.hpp"
+#include "tests/support/io.hpp"
 
 namespace {
 
@@ -481,7 +482,7 @@ TEST(BufferTest, GrowthDoublesAndSlides) {
   EXPECT_TRUE(b.valid());
 }
 
-// --- H1: hostile sizes ----------------------------------------------------------------------
+// --- Hostile sizes -------------------------------------------------------------------------
 
 TEST(BufferTest, HugeSizesOnEmptyBufferAreRejected) {
   const std::vector<std::size_t> sizes = {kMax,         kMax - 1,     kMax / 2,
@@ -737,29 +738,15 @@ TEST(BufferTest, SetAllocatorReturnsPrevious) {
 
 using reactor::test::SocketPair;
 
-bool write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
-
-std::string read_rest(int fd) {
-  std::string out;
-  char chunk[4096];
-  ssize_t n;
-  while ((n = ::read(fd, chunk, sizeof chunk)) > 0) out.append(chunk, static_cast<std::size_t>(n));
-  return out;
-}
+using reactor::test::drain;
+using reactor::test::send_all;
 
 TEST(BufferReadTest, ReadsWhatArrived) {
   reactor::test::FdLeakCheck leaks;
   SocketPair sp;
   Buffer b;
   ASSERT_FALSE(b.append("old:"));
-  ASSERT_TRUE(write_all(sp.b.get(), "hello"));
+  ASSERT_TRUE(send_all(sp.b.get(), "hello"));
   std::error_code ec;
   EXPECT_EQ(b.read_from(sp.a.get(), 1000, ec), 5u);
   EXPECT_FALSE(ec);
@@ -782,7 +769,7 @@ TEST(BufferReadTest, NothingToReadIsEagain) {
 
 TEST(BufferReadTest, EndOfFile) {
   SocketPair sp;
-  ASSERT_TRUE(write_all(sp.b.get(), "last"));
+  ASSERT_TRUE(send_all(sp.b.get(), "last"));
   ASSERT_EQ(::shutdown(sp.b.get(), SHUT_WR), 0);
   Buffer b;
   std::error_code ec;
@@ -804,7 +791,7 @@ TEST(BufferReadTest, BadFdIsAnError) {
 TEST(BufferReadTest, LimitIsRespected) {
   SocketPair sp;
   const std::string data = pattern(100);
-  ASSERT_TRUE(write_all(sp.b.get(), data));
+  ASSERT_TRUE(send_all(sp.b.get(), data));
   Buffer b;
   std::error_code ec;
   b.prepare(1000, ec);  // plenty of writable room: the limit, not the room, must stop it
@@ -822,7 +809,7 @@ TEST(BufferReadTest, LimitIsRespected) {
 TEST(BufferReadTest, CapIsRespected) {
   SocketPair sp;
   const std::string data = pattern(100);
-  ASSERT_TRUE(write_all(sp.b.get(), data));
+  ASSERT_TRUE(send_all(sp.b.get(), data));
   Buffer b(16);
   ASSERT_FALSE(b.append("0123456"));
   std::error_code ec;
@@ -834,7 +821,7 @@ TEST(BufferReadTest, CapIsRespected) {
   EXPECT_EQ(ec, std::errc::no_buffer_space);
   EXPECT_EQ(Snapshot(b), before);
   // Nothing was taken from the socket.
-  EXPECT_EQ(read_rest(sp.a.get()), data.substr(9));
+  EXPECT_EQ(drain(sp.a.get()), data.substr(9));
 }
 
 TEST(BufferReadTest, LargeReadSpillsToTheStack) {
@@ -871,7 +858,7 @@ TEST(BufferReadTest, LargeReadSpillsToTheStack) {
 TEST(BufferReadTest, SpillAllocationFailureIsEnomem) {
   TestAllocator allocator;
   SocketPair sp;
-  ASSERT_TRUE(write_all(sp.b.get(), pattern(1000)));
+  ASSERT_TRUE(send_all(sp.b.get(), pattern(1000)));
   {
     Buffer b;
     g_fail = true;
@@ -905,7 +892,7 @@ TEST(BufferReadTest, InterruptedReadIsRetried) {
       ::pthread_kill(reader, SIGUSR1);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    (void)write_all(b.get(), "late");
+    (void)send_all(b.get(), "late");
   });
   Buffer buf;
   std::error_code ec;

@@ -1,5 +1,5 @@
 // DatagramSocket on every backend, over UDP v4, UDP v6 (when ::1 exists) and Unix datagram:
-// U1 (sizes, boundaries, truncation, EMSGSIZE), U2 (an ICMP error on a connected UDP socket
+// sizes (boundaries, truncation, EMSGSIZE), an ICMP error (on a connected UDP socket it
 // reaches a callback, the socket stays usable and the loop does not stall or spin), and the
 // basics (sender addresses, autobind, the per-iteration read bound, stop, destruction inside
 // the handler, constructor failures that hold no fd).
@@ -22,30 +22,34 @@
 #include "reactor/core/reactor.hpp"
 #include "reactor/net/address.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/errors.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/net_test_util.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/sockets.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Address;
 using reactor::DatagramSocket;
 using reactor::Reactor;
+using reactor::test::bind_address;
+using reactor::test::closed_port;
+using reactor::test::datagram_transports;
 using reactor::test::FdLeakCheck;
+using reactor::test::ipv6_loopback_available;
+using reactor::test::IsErrc;
 using reactor::test::open_fd_count;
-using reactor::test::netutil::another_address;
-using reactor::test::netutil::closed_port;
-using reactor::test::netutil::datagram_transports;
-using reactor::test::netutil::drive;
-using reactor::test::netutil::ipv6_loopback_available;
-using reactor::test::netutil::IsErrc;
-using reactor::test::netutil::iterations_over;
-using reactor::test::netutil::random_bytes;
-using reactor::test::netutil::Transport;
+using reactor::test::random_bytes;
+using reactor::test::run_for;
+using reactor::test::run_until;
+using reactor::test::Transport;
 
 class DatagramTest : public reactor::test::BackendTest {
  protected:
-  void SetUp() override { reactor::test::netutil::warm_up(backend()); }
+  void SetUp() override { reactor::test::warm_up(backend()); }
 };
 
 /// One delivered datagram, copied out of the handler.
@@ -66,8 +70,8 @@ DatagramSocket::ReceiveHandler collect(std::vector<Received>& out) {
 /// the IP and UDP headers), 65,527 for UDP v6 (the payload length field minus the UDP
 /// header); for Unix datagram 200,000 when the send buffer allows it, else 65,000.
 std::size_t largest_datagram(const Transport& t, int sender_fd) {
-  if (t.bind.family() == Address::Family::ipv4) return 65507;
-  if (t.bind.family() == Address::Family::ipv6) return 65527;
+  if (bind_address(t).family() == Address::Family::ipv4) return 65507;
+  if (bind_address(t).family() == Address::Family::ipv6) return 65527;
   int sndbuf = 0;
   socklen_t len = sizeof sndbuf;
   ::getsockopt(sender_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len);
@@ -76,8 +80,8 @@ std::size_t largest_datagram(const Transport& t, int sender_fd) {
 
 /// The smallest datagram the transport refuses with EMSGSIZE.
 std::size_t oversized_datagram(const Transport& t, int sender_fd) {
-  if (t.bind.family() == Address::Family::ipv4) return 65508;
-  if (t.bind.family() == Address::Family::ipv6) return 65528;
+  if (bind_address(t).family() == Address::Family::ipv4) return 65508;
+  if (bind_address(t).family() == Address::Family::ipv6) return 65528;
   int sndbuf = 0;
   socklen_t len = sizeof sndbuf;
   ::getsockopt(sender_fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &len);
@@ -91,18 +95,18 @@ void grow_buffers(int fd) {
 }
 
 // ---------------------------------------------------------------------------------------
-// U1 — sizes
+// Sizes
 
 TEST_P(DatagramTest, SizesKeepBoundariesAndContent) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   std::mt19937_64 rng(20240611);
   for (const Transport& t : datagram_transports()) {
-    SCOPED_TRACE(t.name);
+    SCOPED_TRACE(name(t));
     DatagramSocket::Options rx_options;
     rx_options.max_datagram = 256 * 1024;
-    DatagramSocket rx(loop, t.bind, rx_options);
-    DatagramSocket tx(loop, another_address(t));
+    DatagramSocket rx(loop, bind_address(t), rx_options);
+    DatagramSocket tx(loop, bind_address(t));
     grow_buffers(rx.fd());
     grow_buffers(tx.fd());
     std::vector<Received> got;
@@ -118,11 +122,13 @@ TEST_P(DatagramTest, SizesKeepBoundariesAndContent) {
       ASSERT_FALSE(ec) << "size " << size << ": " << ec.message();
       // At most one big datagram in flight, so that a receive buffer of any size holds them.
       if (size == big) {
-        ASSERT_TRUE(drive(loop, [&] { return got.size() == sent.size(); }))
+        ASSERT_TRUE(run_until(
+            loop, [&] { return got.size() == sent.size(); }, 5000ms))
             << "got " << got.size() << " of " << sent.size();
       }
     }
-    ASSERT_TRUE(drive(loop, [&] { return got.size() == sent.size(); }))
+    ASSERT_TRUE(run_until(
+        loop, [&] { return got.size() == sent.size(); }, 5000ms))
         << "got " << got.size() << " of " << sent.size();
     for (std::size_t i = 0; i < sent.size(); ++i) {
       SCOPED_TRACE("datagram " + std::to_string(i) + " of " + std::to_string(sizes[i]) + " bytes");
@@ -133,7 +139,7 @@ TEST_P(DatagramTest, SizesKeepBoundariesAndContent) {
     }
     // Nothing more arrives: no datagram split in two, none duplicated.
     const std::size_t before = got.size();
-    iterations_over(loop, 50ms, 10ms);
+    run_for(loop, 50ms, 10ms, 10000);
     EXPECT_EQ(got.size(), before);
   }
 }
@@ -144,11 +150,11 @@ TEST_P(DatagramTest, SmallReceiveBufferTruncatesAndReportsIt) {
   std::mt19937_64 rng(7);
   for (const Transport& t : datagram_transports()) {
     for (std::size_t max : {std::size_t{1}, std::size_t{100}, std::size_t{4096}}) {
-      SCOPED_TRACE(t.name + " max_datagram " + std::to_string(max));
+      SCOPED_TRACE(std::string(name(t)) + " max_datagram " + std::to_string(max));
       DatagramSocket::Options rx_options;
       rx_options.max_datagram = max;
-      DatagramSocket rx(loop, another_address(t), rx_options);
-      DatagramSocket tx(loop, another_address(t));
+      DatagramSocket rx(loop, bind_address(t), rx_options);
+      DatagramSocket tx(loop, bind_address(t));
       std::vector<Received> got;
       rx.on_datagram(collect(got));
       ASSERT_FALSE(rx.start());
@@ -161,9 +167,10 @@ TEST_P(DatagramTest, SmallReceiveBufferTruncatesAndReportsIt) {
         sent.push_back(random_bytes(rng, size));
         ASSERT_FALSE(tx.send_to(rx.local_address(), sent.back())) << "size " << size;
       }
-      ASSERT_TRUE(drive(loop, [&] { return got.size() >= sent.size(); }))
+      ASSERT_TRUE(run_until(
+          loop, [&] { return got.size() >= sent.size(); }, 5000ms))
           << "got " << got.size() << " of " << sent.size();
-      iterations_over(loop, 30ms, 10ms);
+      run_for(loop, 30ms, 10ms, 10000);
       ASSERT_EQ(got.size(), sent.size());
       for (std::size_t i = 0; i < sent.size(); ++i) {
         SCOPED_TRACE("datagram of " + std::to_string(sizes[i]) + " bytes");
@@ -181,9 +188,9 @@ TEST_P(DatagramTest, OversizedSendReturnsMessageTooLong) {
   Reactor loop(backend());
   std::mt19937_64 rng(99);
   for (const Transport& t : datagram_transports()) {
-    SCOPED_TRACE(t.name);
-    DatagramSocket rx(loop, t.bind);
-    DatagramSocket tx(loop, another_address(t));
+    SCOPED_TRACE(name(t));
+    DatagramSocket rx(loop, bind_address(t));
+    DatagramSocket tx(loop, bind_address(t));
     std::vector<Received> got;
     rx.on_datagram(collect(got));
     int errors = 0;
@@ -199,18 +206,19 @@ TEST_P(DatagramTest, OversizedSendReturnsMessageTooLong) {
         << huge.size() << " bytes with send";
 
     // Nothing (no piece of it) arrives, and the socket still works.
-    iterations_over(loop, 50ms, 10ms);
+    run_for(loop, 50ms, 10ms, 10000);
     EXPECT_TRUE(got.empty()) << got.size() << " datagrams arrived, first " << got[0].data.size()
                              << " bytes";
     ASSERT_FALSE(tx.send("after"));
-    ASSERT_TRUE(drive(loop, [&] { return !got.empty(); }));
+    ASSERT_TRUE(run_until(
+        loop, [&] { return !got.empty(); }, 5000ms));
     EXPECT_EQ(got[0].data, "after");
     EXPECT_EQ(errors, 0) << "an EMSGSIZE send also went through on_error";
   }
 }
 
 // ---------------------------------------------------------------------------------------
-// U2 — an ICMP error on a connected socket
+// An ICMP error on a connected socket
 
 TEST_P(DatagramTest, ConnectedSendToClosedPortReportsRefusedAndStaysUsable) {
   FdLeakCheck leaks;
@@ -273,7 +281,7 @@ TEST_P(DatagramTest, ConnectedSendToClosedPortReportsRefusedAndStaysUsable) {
     peer.on_datagram(collect(peer_got));
     ASSERT_FALSE(peer.start());
     EXPECT_FALSE(sock.send_to(peer.local_address(), "via send_to"));
-    ASSERT_TRUE(drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return !peer_got.empty(); }, 2000ms))
         << "send_to lost";
     EXPECT_EQ(peer_got[0].data, "via send_to");
@@ -282,14 +290,14 @@ TEST_P(DatagramTest, ConnectedSendToClosedPortReportsRefusedAndStaysUsable) {
     ASSERT_FALSE(sock.connect(peer.local_address()));
     EXPECT_FALSE(sock.send("via send"));
     EXPECT_FALSE(peer.send_to(sock.local_address(), "reply"));
-    ASSERT_TRUE(drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return peer_got.size() >= 2 && !got.empty(); }, 2000ms));
     EXPECT_EQ(peer_got[1].data, "via send");
     EXPECT_EQ(got[0].data, "reply");
     EXPECT_EQ(got[0].from, peer.local_address());
 
     // The loop keeps iterating and does not spin on a stale error: ~6 waits of 50 ms.
-    const std::uint64_t idle = iterations_over(loop, 300ms, 50ms);
+    const std::uint64_t idle = run_for(loop, 300ms, 50ms, 10000).iterations;
     EXPECT_GE(idle, 3u) << "the loop stalled";
     EXPECT_LE(idle, 12u) << "the loop spins after the ICMP error";
   }
@@ -309,7 +317,7 @@ TEST_P(DatagramTest, EmptyUnixAddressAutobindsAndCanBeAnswered) {
   DatagramSocket client(loop, empty);
   EXPECT_EQ(client.local_address().family(), Address::Family::unix_abstract)
       << client.local_address().to_string();
-  DatagramSocket server(loop, reactor::test::netutil::unique_unix_address("autobind"));
+  DatagramSocket server(loop, reactor::test::unique_unix_address("autobind"));
   std::vector<Received> at_server;
   std::vector<Received> at_client;
   server.on_datagram([&](std::string_view data, const Address& from, bool truncated) {
@@ -320,7 +328,7 @@ TEST_P(DatagramTest, EmptyUnixAddressAutobindsAndCanBeAnswered) {
   ASSERT_FALSE(server.start());
   ASSERT_FALSE(client.start());
   ASSERT_FALSE(client.send_to(server.local_address(), "question"));
-  ASSERT_TRUE(drive(
+  ASSERT_TRUE(run_until(
       loop, [&] { return !at_client.empty(); }, 2000ms));
   ASSERT_EQ(at_server.size(), 1u);
   EXPECT_EQ(at_server[0].from, client.local_address());
@@ -331,11 +339,11 @@ TEST_P(DatagramTest, ReadsPerIterationAreBounded) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   for (const Transport& t : datagram_transports()) {
-    SCOPED_TRACE(t.name);
+    SCOPED_TRACE(name(t));
     DatagramSocket::Options options;
     options.reads_per_iteration = 4;
-    DatagramSocket rx(loop, t.bind, options);
-    DatagramSocket tx(loop, another_address(t));
+    DatagramSocket rx(loop, bind_address(t), options);
+    DatagramSocket tx(loop, bind_address(t));
     std::map<std::uint64_t, int> per_iteration;
     std::vector<std::string> got;
     rx.on_datagram([&](std::string_view data, const Address&, bool) {
@@ -352,7 +360,7 @@ TEST_P(DatagramTest, ReadsPerIterationAreBounded) {
     }
     ASSERT_GE(count, 9u);
     ASSERT_FALSE(rx.start());
-    ASSERT_TRUE(drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return got.size() == count; }, 2000ms))
         << got.size();
     for (std::size_t i = 0; i < count; ++i) EXPECT_EQ(got[i], "d" + std::to_string(i));
@@ -367,9 +375,9 @@ TEST_P(DatagramTest, StopStopsReceivingButNotSending) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   for (const Transport& t : datagram_transports()) {
-    SCOPED_TRACE(t.name);
-    DatagramSocket a(loop, t.bind);
-    DatagramSocket b(loop, another_address(t));
+    SCOPED_TRACE(name(t));
+    DatagramSocket a(loop, bind_address(t));
+    DatagramSocket b(loop, bind_address(t));
     std::vector<Received> at_a;
     std::vector<Received> at_b;
     a.on_datagram(collect(at_a));
@@ -378,15 +386,15 @@ TEST_P(DatagramTest, StopStopsReceivingButNotSending) {
     ASSERT_FALSE(b.start());
     a.stop();
     for (int i = 0; i < 3; ++i) ASSERT_FALSE(b.send_to(a.local_address(), "x"));
-    const std::uint64_t idle = iterations_over(loop, 200ms, 50ms);
+    const std::uint64_t idle = run_for(loop, 200ms, 50ms, 10000).iterations;
     EXPECT_TRUE(at_a.empty()) << "delivered after stop()";
     EXPECT_LE(idle, 10u) << "a stopped socket with data queued makes the loop spin";
     ASSERT_FALSE(a.send_to(b.local_address(), "still sends"));
-    ASSERT_TRUE(drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return !at_b.empty(); }, 2000ms));
     EXPECT_EQ(at_b[0].data, "still sends");
     ASSERT_FALSE(a.start());
-    ASSERT_TRUE(drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return at_a.size() == 3; }, 2000ms))
         << at_a.size();
   }
@@ -396,11 +404,11 @@ TEST_P(DatagramTest, DestroyedInsideItsHandlerDeliversNothingMore) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   for (const Transport& t : datagram_transports()) {
-    SCOPED_TRACE(t.name);
+    SCOPED_TRACE(name(t));
     std::optional<DatagramSocket> rx;
-    rx.emplace(loop, t.bind);
+    rx.emplace(loop, bind_address(t));
     const Address at = rx->local_address();
-    DatagramSocket tx(loop, another_address(t));
+    DatagramSocket tx(loop, bind_address(t));
     int delivered = 0;
     rx->on_datagram([&](std::string_view, const Address&, bool) {
       ++delivered;
@@ -408,9 +416,9 @@ TEST_P(DatagramTest, DestroyedInsideItsHandlerDeliversNothingMore) {
     });
     ASSERT_FALSE(rx->start());
     for (int i = 0; i < 8; ++i) ASSERT_FALSE(tx.send_to(at, "pending"));
-    ASSERT_TRUE(drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return delivered > 0; }, 2000ms));
-    iterations_over(loop, 50ms, 10ms);
+    run_for(loop, 50ms, 10ms, 10000);
     EXPECT_EQ(delivered, 1);
     EXPECT_EQ(loop.watcher_count(), 0u);
   }
@@ -420,8 +428,8 @@ TEST_P(DatagramTest, ConstructorFailuresThrowAndHoldNoFd) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   for (const Transport& t : datagram_transports()) {
-    SCOPED_TRACE(t.name);
-    DatagramSocket taken(loop, t.bind);
+    SCOPED_TRACE(name(t));
+    DatagramSocket taken(loop, bind_address(t));
     const std::size_t fds = open_fd_count();
     int in_use = 0;
     int invalid = 0;

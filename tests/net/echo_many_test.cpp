@@ -25,27 +25,31 @@
 #include "reactor/core/reactor.hpp"
 #include "reactor/net/connection.hpp"
 #include "reactor/net/listener.hpp"
+#include "tests/support/allocators.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/net_test_util.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/sockets.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
-using reactor::test::netutil::drive;
-using reactor::test::netutil::random_bytes;
-using reactor::test::netutil::ScopedFdLimit;
-using reactor::test::netutil::stream_transports;
-using reactor::test::netutil::Transport;
+using reactor::test::random_bytes;
+using reactor::test::run_until;
+using reactor::test::ScopedFdLimit;
+using reactor::test::stream_transports;
+using reactor::test::Transport;
 
 constexpr std::size_t kClients = 1000;
 constexpr auto kClientCap = 25s;  // per transport; three transports fit in CTest's 120 s
 
 class EchoManyTest : public reactor::test::BackendTest {
  protected:
-  void SetUp() override { reactor::test::netutil::warm_up(backend()); }
+  void SetUp() override { reactor::test::warm_up(backend()); }
 };
 
 /// What the client thread saw.
@@ -198,12 +202,12 @@ TEST_P(EchoManyTest, ThousandConcurrentClientsAreEchoedByteExact) {
   FdLeakCheck leaks;
   std::uint64_t seed = 1;
   for (const Transport& t : stream_transports()) {
-    SCOPED_TRACE(t.name);
+    SCOPED_TRACE(name(t));
     using namespace reactor;
     // ---- examples/echo_server.cpp, as in the README ----
     Reactor loop(backend());
     std::set<std::shared_ptr<Connection>> clients;
-    Listener listener(loop, t.bind, [&](Socket socket, const Address&) {
+    Listener listener(loop, bind_address(t), [&](Socket socket, const Address&) {
       auto c = Connection::make(loop, std::move(socket));
       c->on_data([](Connection& c, Buffer& in) {
         c.send(in.view());
@@ -243,7 +247,7 @@ TEST_P(EchoManyTest, ThousandConcurrentClientsAreEchoedByteExact) {
     EXPECT_EQ(most, kClients) << "the server never held every client at once";
     EXPECT_GT(iterations, 0u);
     // The clients are gone: every server-side connection sees EOF and closes itself.
-    EXPECT_TRUE(drive(
+    EXPECT_TRUE(run_until(
         loop, [&] { return clients.empty(); }, 10000ms))
         << clients.size() << " server connections still open";
   }

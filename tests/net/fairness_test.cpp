@@ -1,6 +1,6 @@
 // Callbacks and fairness of stream connections, on every backend and every stream transport:
-// B11 (no callback ever runs inside a call into the library), the per-iteration read bound,
-// and B13 (one connection flooding does not starve 100 doing ping-pong).
+// no callback ever runs inside a call into the library (a fresh stack), the per-iteration
+// read bound, and one connection flooding does not starve 100 doing ping-pong.
 #include <gtest/gtest.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -25,14 +25,19 @@
 #include "reactor/net/listener.hpp"
 #include "reactor/net/socket.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/errors.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/net_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
 #include "tests/support/sanitizers.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-using namespace reactor::test::nethelpers;
+using namespace reactor::test;
 using reactor::Address;
 using reactor::Buffer;
 using reactor::CloseReason;
@@ -47,7 +52,7 @@ constexpr std::size_t kMiB = 1024 * 1024;
 constexpr std::size_t npos = std::string_view::npos;
 
 // ---------------------------------------------------------------------------------------
-// B11 fresh stack
+// Fresh stack: no callback inside a call into the library
 
 class FreshStackTest : public reactor::test::BackendTest {};
 
@@ -127,7 +132,7 @@ void fresh_stack_part(const std::string& backend, Transport t) {
   a.on_data_extra = [&](Connection& conn, Buffer&) {
     EXPECT_FALSE(LIB(conn.send("pong")));
     LIB(conn.close());
-    EXPECT_TRUE(HasErrc(LIB(conn.send("late")), std::errc::broken_pipe));
+    EXPECT_TRUE(IsErrc(LIB(conn.send("late")), std::errc::broken_pipe));
   };
   all.push_back(&a);
   LIB(a.c->start());
@@ -161,7 +166,7 @@ void fresh_stack_part(const std::string& backend, Transport t) {
   LIB(c.c->start());
   std::error_code ec;
   for (int i = 0; i < 1000 && !ec; ++i) ec = LIB(c.c->send(pattern(0, 8 * kKiB)));
-  EXPECT_TRUE(HasErrc(ec, std::errc::no_buffer_space));
+  EXPECT_TRUE(IsErrc(ec, std::errc::no_buffer_space));
 
   // D: start() refused by the loop (the fd is already watched).
   StreamPair pd = make_stream_pair(t, PeerMode::nonblocking);
@@ -188,7 +193,7 @@ void fresh_stack_part(const std::string& backend, Transport t) {
   }
   ec.clear();
   for (int i = 0; i < 100 && !ec; ++i) ec = LIB(e.c->send("into the void"));
-  EXPECT_TRUE(HasOneOf(ec, {std::errc::connection_reset, std::errc::broken_pipe}));
+  EXPECT_TRUE(IsOneOf(ec, {std::errc::connection_reset, std::errc::broken_pipe}));
 
   // F: a deadline already due.
   StreamPair pf = make_stream_pair(t, PeerMode::nonblocking);
@@ -237,7 +242,7 @@ void fresh_stack_part(const std::string& backend, Transport t) {
   {
     InLibrary in_library;
     listener =
-        std::make_unique<reactor::Listener>(loop, listen_address(t), [&](Socket, const Address&) {
+        std::make_unique<reactor::Listener>(loop, bind_address(t), [&](Socket, const Address&) {
           check_fresh_stack("the accept handler");
           ++accepted;
         });
@@ -250,15 +255,15 @@ void fresh_stack_part(const std::string& backend, Transport t) {
   for (Watched* w : all) EXPECT_EQ(w->rec.closes, 0) << "on_close before the loop ran";
   EXPECT_EQ(connector_calls, 0);
 
-  EXPECT_TRUE(drive_until(loop,
-                          [&] {
-                            PeerInput sink;
-                            drain_into(pb.peer.get(), sink);  // let B's queue drain (low watermark)
-                            return a.rec.closed() && b.rec.lows > 0 && b.rec.data.size() >= 18 &&
-                                   c.rec.closed() && d.rec.closed() && e.rec.closed() &&
-                                   f.rec.closed() && g.rec.closed() && h.rec.closed() &&
-                                   connector_calls == 2 && accepted == 1;
-                          }))
+  EXPECT_TRUE(run_until(loop,
+                        [&] {
+                          PeerInput sink;
+                          drain_into(pb.peer.get(), sink);  // let B's queue drain (low watermark)
+                          return a.rec.closed() && b.rec.lows > 0 && b.rec.data.size() >= 18 &&
+                                 c.rec.closed() && d.rec.closed() && e.rec.closed() &&
+                                 f.rec.closed() && g.rec.closed() && h.rec.closed() &&
+                                 connector_calls == 2 && accepted == 1;
+                        }))
       << "a " << a.rec.closed() << " b lows " << b.rec.lows << " c " << c.rec.closed() << " d "
       << d.rec.closed() << " e " << e.rec.closed() << " f " << f.rec.closed() << " g "
       << g.rec.closed() << " h " << h.rec.closed() << " connects " << connector_calls
@@ -267,7 +272,7 @@ void fresh_stack_part(const std::string& backend, Transport t) {
   EXPECT_EQ(b.rec.data, "input while paused");
   LIB(b.c->abort());
   EXPECT_EQ(b.rec.closes, 0) << "on_close ran inside abort()";
-  EXPECT_TRUE(drive_until(loop, [&] { return b.rec.closed(); }));
+  EXPECT_TRUE(run_until(loop, [&] { return b.rec.closed(); }));
   listener.reset();
   run_iterations(loop, 5);
 
@@ -276,7 +281,7 @@ void fresh_stack_part(const std::string& backend, Transport t) {
   EXPECT_EQ(b.rec.reason, CloseReason::local) << to_string(b.rec.reason);
   EXPECT_EQ(c.rec.reason, CloseReason::limit) << to_string(c.rec.reason);
   EXPECT_EQ(d.rec.reason, CloseReason::error) << to_string(d.rec.reason);
-  EXPECT_TRUE(HasErrc(d.rec.error, std::errc::file_exists));
+  EXPECT_TRUE(IsErrc(d.rec.error, std::errc::file_exists));
   EXPECT_EQ(e.rec.reason, CloseReason::reset) << to_string(e.rec.reason);
   EXPECT_EQ(f.rec.reason, CloseReason::timeout) << to_string(f.rec.reason);
   EXPECT_EQ(g.rec.reason, CloseReason::eof) << to_string(g.rec.reason);
@@ -332,7 +337,7 @@ void read_bound_part(const std::string& backend, Transport t) {
   const std::string payload = pattern(0, 2 * kMiB);
   std::atomic<bool> sent{false};
   PeerThread peer(peer_fd, [&] { sent.store(send_all(peer_fd, payload)); });
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       loop, [&] { return rec.data.size() >= payload.size(); }, 30000ms));
   peer.join();
   EXPECT_TRUE(sent.load());
@@ -342,16 +347,17 @@ void read_bound_part(const std::string& backend, Transport t) {
   EXPECT_EQ(twice_in_one_iteration, 0);
   EXPECT_GE(rec.data_calls, payload.size() / (options.reads_per_iteration * options.read_size));
   c->close();
-  EXPECT_TRUE(drive_until(loop, [&] { return rec.closed(); }));
+  EXPECT_TRUE(run_until(loop, [&] { return rec.closed(); }));
 }
 
 TEST_P(FairnessTest, ReadsPerIterationAreBounded) {
   for_each_transport([&](Transport t) { read_bound_part(backend(), t); });
 }
 
-// B13: a server loop (this thread) serves 100 echo connections and one flood connection. A
-// client loop in another thread runs 100 clients doing 200 ping-pong rounds each while a third
-// thread floods with blocking writes for the whole time. The p99 round trip stays < 50 ms.
+// Flooding does not starve: a server loop (this thread) serves 100 echo connections and one flood
+// connection. A client loop in another thread runs 100 clients doing 200 ping-pong rounds each
+// while a third thread floods with blocking writes for the whole time. The p99 round trip stays <
+// 50 ms.
 void flood_part(const std::string& backend, Transport t) {
   constexpr int kClients = 100;
   constexpr int kRounds = 200;
@@ -393,7 +399,7 @@ void flood_part(const std::string& backend, Transport t) {
       if (!send_all(flood_fd, chunk)) return;
     }
   });
-  EXPECT_TRUE(drive_until(server, [&] { return flooded >= 8 * kMiB; }))
+  EXPECT_TRUE(run_until(server, [&] { return flooded >= 8 * kMiB; }))
       << "the flood never got going";
 
   // The clients, in their own loop and thread.
@@ -458,13 +464,13 @@ void flood_part(const std::string& backend, Transport t) {
     clients_done.store(true);
   });
   const auto t0 = SteadyClock::now();
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       server, [&] { return clients_done.load(); }, 90000ms));
   const double period_ms =
       std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
   const std::uint64_t flood_during = flooded - flood_before;
   stop_flood.store(true);
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       server, [&] { return flooder.finished(); }, 10000ms));
   flooder.join();
   client_thread.join();
@@ -472,7 +478,7 @@ void flood_part(const std::string& backend, Transport t) {
 
   // Tear down: clients are gone, so the echoes see EOF; the flood peer closes.
   flood_pair.peer.reset();
-  EXPECT_TRUE(drive_until(server, [&] { return server_closes == kClients && sink_closed; }))
+  EXPECT_TRUE(run_until(server, [&] { return server_closes == kClients && sink_closed; }))
       << server_closes << " echoes closed";
   run_iterations(server, 3);
 
@@ -487,7 +493,8 @@ void flood_part(const std::string& backend, Transport t) {
       name(t), rtts_ms.size(), p50, p99, worst, static_cast<double>(flood_during) / kMiB,
       period_ms);
   ::testing::Test::RecordProperty(std::string("p99_us_") + name(t), static_cast<int>(p99 * 1000));
-  // 50 ms is the contract (B13); sanitizer builds widen it by kLatencySlack.
+  // 50 ms is the latency bound the ping-pong connections keep; sanitizer builds widen it by
+  // kLatencySlack.
   EXPECT_LT(p99, 50.0 * reactor::test::kLatencySlack)
       << "the flood starved the ping-pong connections";
   EXPECT_GT(flood_during, 4 * kMiB) << "the flood was not flowing during the ping-pong";

@@ -1,5 +1,5 @@
-// Flow control of stream connections on every backend and every stream transport: B4 (paused
-// reading does not spin), pause/resume, high and low watermarks, and the input and output
+// Flow control of stream connections on every backend and every stream transport: paused
+// reading does not spin, pause/resume, high and low watermarks, and the input and output
 // caps.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -20,13 +20,18 @@
 #include "reactor/net/connection.hpp"
 #include "reactor/net/socket.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/errors.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/net_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-using namespace reactor::test::nethelpers;
+using namespace reactor::test;
 using reactor::Buffer;
 using reactor::CloseReason;
 using reactor::Connection;
@@ -42,7 +47,7 @@ class FlowControlTest : public reactor::test::BackendTest {};
 // Closes `c` (when the test left it open) and runs the loop until its on_close has run.
 void close_and_settle(Reactor& loop, Connection& c, const Recorder& rec) {
   if (!rec.closed()) c.close();
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       loop, [&] { return rec.closed(); }, 5000ms))
       << "on_close never ran";
   run_iterations(loop, 3);
@@ -51,7 +56,7 @@ void close_and_settle(Reactor& loop, Connection& c, const Recorder& rec) {
 }
 
 // ---------------------------------------------------------------------------------------
-// B4 paused reading does not spin
+// Paused reading does not spin
 
 // Reading is paused; a peer thread sends 1 MiB (blocking once the kernel buffers are full).
 // For the 1 s pause the loop must sleep: at most 20 iterations and no on_data. After
@@ -102,7 +107,7 @@ void paused_reading_part(const std::string& backend, Transport t) {
   EXPECT_EQ(data_calls_while_paused, 0u) << "on_data while paused";
   EXPECT_TRUE(c->reading());
 
-  EXPECT_TRUE(drive_until(loop, [&] { return rec.data.size() >= payload.size() || rec.closed(); }))
+  EXPECT_TRUE(run_until(loop, [&] { return rec.data.size() >= payload.size() || rec.closed(); }))
       << rec.data.size() << " of " << payload.size() << " bytes after resume";
   peer.join();
   EXPECT_TRUE(sent_all.load());
@@ -142,7 +147,7 @@ void paused_on_dead_socket_part(const std::string& backend, Transport t) {
   EXPECT_FALSE(rec.closed()) << "closed while paused: " << to_string(rec.reason);
 
   c->resume_reading();
-  EXPECT_TRUE(drive_until(loop, [&] { return rec.closed(); }));
+  EXPECT_TRUE(run_until(loop, [&] { return rec.closed(); }));
   EXPECT_EQ(rec.closes, 1);
   EXPECT_TRUE(rec.reason == CloseReason::reset || rec.reason == CloseReason::eof)
       << to_string(rec.reason);
@@ -172,7 +177,7 @@ void pause_before_start_part(const std::string& backend, Transport t) {
   EXPECT_EQ(rec.data_calls, 0u) << "read while paused (paused before start())";
   EXPECT_EQ(rec.data, "");
   c->resume_reading();
-  EXPECT_TRUE(drive_until(loop, [&] { return rec.data.size() >= 5; }));
+  EXPECT_TRUE(run_until(loop, [&] { return rec.data.size() >= 5; }));
   EXPECT_EQ(rec.data, "early");
   close_and_settle(loop, *c, rec);
 }
@@ -196,7 +201,7 @@ void pause_inside_on_data_part(const std::string& backend, Transport t) {
   });
   c->start();
   ASSERT_TRUE(send_all(peer_fd, "first"));
-  EXPECT_TRUE(drive_until(loop, [&] { return rec.data_calls > 0; }));
+  EXPECT_TRUE(run_until(loop, [&] { return rec.data_calls > 0; }));
   EXPECT_FALSE(c->reading());
   std::string pending = pattern(0, 100 * kKiB);
   const std::string rest = pending;
@@ -207,7 +212,7 @@ void pause_inside_on_data_part(const std::string& backend, Transport t) {
   EXPECT_EQ(rec.data_calls, 1u) << "on_data after pause_reading()";
   EXPECT_EQ(rec.data, "first");
   c->resume_reading();
-  EXPECT_TRUE(drive_until(loop, [&] {
+  EXPECT_TRUE(run_until(loop, [&] {
     EXPECT_EQ(send_some(peer_fd, pending), 0);
     return rec.data.size() >= 5 + rest.size();
   }));
@@ -273,11 +278,11 @@ void watermarks_part(const std::string& backend, Transport t) {
     EXPECT_EQ(rec.highs, round);
     EXPECT_GE(queued_at_high, options.low_watermark);
     EXPECT_EQ(rec.lows, round - 1);
-    EXPECT_TRUE(drive_until(loop,
-                            [&] {
-                              drain_into(peer_fd, in);
-                              return in.bytes.size() >= offset;
-                            }))
+    EXPECT_TRUE(run_until(loop,
+                          [&] {
+                            drain_into(peer_fd, in);
+                            return in.bytes.size() >= offset;
+                          }))
         << in.bytes.size() << " of " << offset;
     EXPECT_EQ(rec.lows, round);
     EXPECT_LE(queued_at_low, options.low_watermark);
@@ -322,15 +327,15 @@ void output_cap_part(const std::string& backend, Transport t) {
       EXPECT_LE(c->queued(), options.max_output);
     }
   }
-  EXPECT_TRUE(HasErrc(ec, std::errc::no_buffer_space));
+  EXPECT_TRUE(IsErrc(ec, std::errc::no_buffer_space));
   EXPECT_EQ(rec.closes, 0) << "on_close ran inside send()";
   EXPECT_FALSE(c->open());
-  EXPECT_TRUE(HasErrc(c->send("more"), std::errc::broken_pipe));
-  EXPECT_TRUE(drive_until(loop, [&] { return rec.closed(); }));
+  EXPECT_TRUE(IsErrc(c->send("more"), std::errc::broken_pipe));
+  EXPECT_TRUE(run_until(loop, [&] { return rec.closed(); }));
   run_iterations(loop, 5);
   EXPECT_EQ(rec.closes, 1);
   EXPECT_EQ(rec.reason, CloseReason::limit) << to_string(rec.reason);
-  EXPECT_TRUE(HasErrc(rec.error, std::errc::no_buffer_space));
+  EXPECT_TRUE(IsErrc(rec.error, std::errc::no_buffer_space));
   EXPECT_EQ(rec.calls_after_close, 0);
 
   PeerInput in;
@@ -350,8 +355,8 @@ void output_cap_part(const std::string& backend, Transport t) {
   c2->start();
   // Fill the kernel first so that the big send cannot go out directly.
   for (int i = 0; i < 1000 && c2->queued() == 0; ++i) ASSERT_FALSE(c2->send(pattern(0, 4096)));
-  EXPECT_TRUE(HasErrc(c2->send(pattern(0, options.max_output + 1)), std::errc::no_buffer_space));
-  EXPECT_TRUE(drive_until(loop, [&] { return rec2.closed(); }));
+  EXPECT_TRUE(IsErrc(c2->send(pattern(0, options.max_output + 1)), std::errc::no_buffer_space));
+  EXPECT_TRUE(run_until(loop, [&] { return rec2.closed(); }));
   EXPECT_EQ(rec2.reason, CloseReason::limit) << to_string(rec2.reason);
   close_and_settle(loop, *c2, rec2);
 }
@@ -383,22 +388,21 @@ void input_cap_part(const std::string& backend, Transport t) {
   c->start();
 
   std::string pending = pattern(0, kMiB);
-  EXPECT_TRUE(drive_until(loop,
-                          [&] {
-                            const int e = send_some(peer_fd, pending);
-                            EXPECT_TRUE(e == 0 || e == ECONNRESET || e == EPIPE)
-                                << std::strerror(e);
-                            return rec.closed();
-                          }))
+  EXPECT_TRUE(run_until(loop,
+                        [&] {
+                          const int e = send_some(peer_fd, pending);
+                          EXPECT_TRUE(e == 0 || e == ECONNRESET || e == EPIPE) << std::strerror(e);
+                          return rec.closed();
+                        }))
       << "the input cap was never enforced (largest input " << largest << ")";
   run_iterations(loop, 5);
   EXPECT_LE(largest, options.max_input);
   EXPECT_GT(rec.data_calls, 0u);
   EXPECT_EQ(rec.closes, 1);
   EXPECT_EQ(rec.reason, CloseReason::limit) << to_string(rec.reason);
-  EXPECT_TRUE(HasErrc(rec.error, std::errc::no_buffer_space));
+  EXPECT_TRUE(IsErrc(rec.error, std::errc::no_buffer_space));
   EXPECT_EQ(rec.calls_after_close, 0);
-  EXPECT_TRUE(HasErrc(c->send("x"), std::errc::broken_pipe));
+  EXPECT_TRUE(IsErrc(c->send("x"), std::errc::broken_pipe));
 }
 
 TEST_P(FlowControlTest, InputCapClosesWithLimit) {

@@ -1,4 +1,4 @@
-// Pure unit tests of reactor::LineReader (no loop, no backend), including H2 (line limits).
+// Pure unit tests of reactor::LineReader (no loop, no backend), including line limits.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -256,7 +256,7 @@ TEST(LineReaderTest, BufferConsumedBehindItsBack) {
 }
 
 TEST(LineReaderTest, TenMebibytesWithoutNewline) {
-  // H2: a peer sends 10 MiB with no newline in 4 KiB pieces. The 64 KiB limit fails the reader
+  // A peer sends 10 MiB with no newline in 4 KiB pieces. The 64 KiB limit fails the reader
   // with the first piece past it, and memory stays within the input buffer's 1 MiB cap even
   // if the caller kept reading after the error.
   constexpr std::size_t kLimit = 64 * 1024;

@@ -1,7 +1,7 @@
 // Listener on every backend, over TCP v4, TCP v6 (when ::1 exists) and Unix stream: port 0,
 // accepting a burst in bounded batches, a connection limit built on pause/resume, fd exhaustion
 // back-off (EMFILE), closing the accepted socket and destroying the Listener inside the accept
-// handler (S10), pause/resume, and constructor failures that leak nothing (S3).
+// handler, pause/resume, and constructor failures that leak nothing.
 #include "reactor/net/listener.hpp"
 
 #include <gtest/gtest.h>
@@ -29,35 +29,41 @@
 #include "reactor/net/socket.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/net_test_util.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/processes.hpp"
+#include "tests/support/sockets.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace reactor::test;
 using reactor::Address;
 using reactor::CloseReason;
 using reactor::Connection;
 using reactor::Listener;
 using reactor::Reactor;
 using reactor::Socket;
+using reactor::test::drain_into;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
+using reactor::test::limit_leaving_free;
 using reactor::test::open_fd_count;
-using reactor::test::netutil::drive;
-using reactor::test::netutil::iterations_over;
-using reactor::test::netutil::limit_leaving_free;
-using reactor::test::netutil::raw_connect;
-using reactor::test::netutil::read_some;
-using reactor::test::netutil::ReadResult;
-using reactor::test::netutil::ScopedFdLimit;
-using reactor::test::netutil::settle;
-using reactor::test::netutil::stream_transports;
-using reactor::test::netutil::Transport;
-using reactor::test::netutil::wait_fd;
+using reactor::test::PeerInput;
+using reactor::test::raw_connect;
+using reactor::test::run_for;
+using reactor::test::run_iterations;
+using reactor::test::run_until;
+using reactor::test::ScopedFdLimit;
+using reactor::test::stream_transports;
+using reactor::test::thread_cpu;
+using reactor::test::Transport;
+using reactor::test::wait_fd;
 
 class ListenerTest : public reactor::test::BackendTest {
  protected:
-  void SetUp() override { reactor::test::netutil::warm_up(backend()); }
+  void SetUp() override { reactor::test::warm_up(backend()); }
 };
 
 /// `n` raw clients connecting to `to`, each waited for until its connect completed (the
@@ -79,23 +85,14 @@ std::vector<Fd> connect_clients(const Address& to, std::size_t n) {
 /// `ms`; data that arrives first is skipped.
 bool ended_by_peer(int fd, int ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  std::string ignored;
   while (std::chrono::steady_clock::now() < deadline) {
     wait_fd(fd, POLLIN, 50);
-    int err = 0;
-    const ReadResult r = read_some(fd, ignored, std::size_t{1} << 20, &err);
-    if (r == ReadResult::eof) return true;
-    if (r == ReadResult::error) return err == ECONNRESET || err == EPIPE;
+    PeerInput in;
+    drain_into(fd, in, std::size_t{1} << 20);
+    if (in.eof) return true;
+    if (in.error != 0) return in.error == ECONNRESET || in.error == EPIPE;
   }
   return false;
-}
-
-/// CPU time this thread has used.
-std::chrono::microseconds thread_cpu() {
-  rusage ru{};
-  ::getrusage(RUSAGE_THREAD, &ru);
-  return std::chrono::seconds(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         std::chrono::microseconds(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -104,30 +101,31 @@ TEST_P(ListenerTest, PortZeroGetsARealPortAndAccepts) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   for (const Transport& t : stream_transports()) {
-    SCOPED_TRACE(t.name);
+    SCOPED_TRACE(name(t));
+    const Address bind = bind_address(t);
     std::vector<Socket> accepted;
     std::vector<Address> peers;
-    Listener listener(loop, t.bind, [&](Socket s, const Address& peer) {
+    Listener listener(loop, bind, [&](Socket s, const Address& peer) {
       accepted.push_back(std::move(s));
       peers.push_back(peer);
     });
     EXPECT_GE(listener.fd(), 0);
     EXPECT_TRUE(listener.accepting());
-    EXPECT_EQ(listener.address().family(), t.bind.family());
-    if (t.ip()) {
+    EXPECT_EQ(listener.address().family(), bind.family());
+    if (!is_unix(t)) {
       EXPECT_NE(listener.address().port(), 0) << listener.address().to_string();
     } else {
-      EXPECT_EQ(listener.address(), t.bind) << listener.address().to_string();
+      EXPECT_EQ(listener.address(), bind) << listener.address().to_string();
     }
     std::vector<Fd> clients = connect_clients(listener.address(), 1);
     ASSERT_EQ(clients.size(), 1u);
-    ASSERT_TRUE(drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return !accepted.empty(); }, 2000ms));
     ASSERT_EQ(accepted.size(), 1u);
     EXPECT_TRUE(accepted[0]);
     std::error_code ec;
     EXPECT_EQ(accepted[0].local_address(ec), listener.address());
-    if (t.ip()) {
+    if (!is_unix(t)) {
       const Address client_side = Socket(::dup(clients[0].get())).local_address(ec);
       EXPECT_EQ(peers[0], client_side) << peers[0].to_string();
     }
@@ -142,7 +140,7 @@ TEST_P(ListenerTest, ManyClientsAtOnceAreAllAcceptedInBoundedBatches) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   for (const Transport& t : stream_transports()) {
-    SCOPED_TRACE(t.name);
+    SCOPED_TRACE(name(t));
     constexpr std::size_t kClients = 300;
     Listener::Options options;
     options.accepts_per_event = 8;
@@ -150,7 +148,7 @@ TEST_P(ListenerTest, ManyClientsAtOnceAreAllAcceptedInBoundedBatches) {
     std::set<std::uint16_t> peer_ports;
     std::map<std::uint64_t, unsigned> per_iteration;
     Listener listener(
-        loop, t.bind,
+        loop, bind_address(t),
         [&](Socket s, const Address& peer) {
           accepted.push_back(std::move(s));
           peer_ports.insert(peer.port());
@@ -159,16 +157,16 @@ TEST_P(ListenerTest, ManyClientsAtOnceAreAllAcceptedInBoundedBatches) {
         options);
     std::vector<Fd> clients = connect_clients(listener.address(), kClients);
     ASSERT_EQ(clients.size(), kClients);
-    ASSERT_TRUE(drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return accepted.size() == kClients; }, 10000ms))
         << accepted.size() << " of " << kClients;
-    iterations_over(loop, 50ms, 10ms);
+    run_for(loop, 50ms, 10ms, 10000);
     EXPECT_EQ(accepted.size(), kClients);
     unsigned most = 0;
     for (const auto& [iteration, n] : per_iteration) most = std::max(most, n);
     EXPECT_LE(most, 8u) << "more than accepts_per_event accepts in one iteration";
     EXPECT_GE(per_iteration.size(), kClients / 8);
-    if (t.ip()) {
+    if (!is_unix(t)) {
       EXPECT_EQ(peer_ports.size(), kClients) << "the same peer reported twice";
     }
     for (const Socket& s : accepted) EXPECT_TRUE(s);
@@ -182,14 +180,14 @@ TEST_P(ListenerTest, PauseAtALimitHoldsItAndResumeTakesTheNextClientAtOnce) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   for (const Transport& t : stream_transports()) {
-    SCOPED_TRACE(t.name);
+    SCOPED_TRACE(name(t));
     constexpr std::size_t kLimit = 100;
     constexpr std::size_t kClients = 300;
     std::vector<Socket> held;
     std::size_t accepted = 0;
     std::size_t most_held = 0;
     Listener* self = nullptr;
-    Listener listener(loop, t.bind, [&](Socket s, const Address&) {
+    Listener listener(loop, bind_address(t), [&](Socket s, const Address&) {
       ++accepted;
       held.push_back(std::move(s));
       most_held = std::max(most_held, held.size());
@@ -204,16 +202,16 @@ TEST_P(ListenerTest, PauseAtALimitHoldsItAndResumeTakesTheNextClientAtOnce) {
 
     std::vector<Fd> clients = connect_clients(listener.address(), kClients);
     ASSERT_EQ(clients.size(), kClients);
-    ASSERT_TRUE(drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return accepted >= kLimit; }, 5000ms))
         << accepted;
-    iterations_over(loop, 50ms, 10ms);
+    run_for(loop, 50ms, 10ms, 10000);
     EXPECT_EQ(accepted, kLimit) << "accepted past a pause() in the handler";
     EXPECT_FALSE(listener.accepting()) << "still accepting while paused";
 
     // Full and idle, with 200 clients waiting in the backlog: no accept spin, little CPU.
     const auto cpu_before = thread_cpu();
-    const std::uint64_t idle = iterations_over(loop, 500ms, 100ms);
+    const std::uint64_t idle = run_for(loop, 500ms, 100ms, 10000).iterations;
     const auto cpu = thread_cpu() - cpu_before;
     EXPECT_LE(idle, 20u) << "the loop spins while the listener is paused";
     EXPECT_LT(cpu, 150ms) << "CPU used while full and idle";
@@ -224,7 +222,7 @@ TEST_P(ListenerTest, PauseAtALimitHoldsItAndResumeTakesTheNextClientAtOnce) {
     const auto t0 = std::chrono::steady_clock::now();
     release(1);
     EXPECT_TRUE(listener.accepting()) << "not re-armed by resume()";
-    ASSERT_TRUE(drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return accepted == kLimit + 1; }, 1000ms, 5ms));
     const auto took = std::chrono::steady_clock::now() - t0;
     EXPECT_LE(took, 100ms) << std::chrono::duration<double, std::milli>(took).count() << " ms";
@@ -250,11 +248,11 @@ TEST_P(ListenerTest, FdExhaustionBacksOffWithoutSpinningAndRecovers) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   for (const Transport& t : stream_transports()) {
-    SCOPED_TRACE(t.name);
+    SCOPED_TRACE(name(t));
     constexpr std::size_t kClients = 10;
     std::vector<Socket> accepted;
     std::size_t total = 0;
-    Listener listener(loop, t.bind, [&](Socket s, const Address&) {
+    Listener listener(loop, bind_address(t), [&](Socket s, const Address&) {
       ++total;
       accepted.push_back(std::move(s));
     });
@@ -263,13 +261,13 @@ TEST_P(ListenerTest, FdExhaustionBacksOffWithoutSpinningAndRecovers) {
     {
       ScopedFdLimit limit;
       ASSERT_TRUE(limit.set_soft(limit_leaving_free(3)));
-      ASSERT_TRUE(drive(
+      ASSERT_TRUE(run_until(
           loop, [&] { return listener.backoffs() > 0; }, 2000ms))
           << "no back-off with no fds left; accepted " << total;
       EXPECT_EQ(total, 3u);
 
       const auto cpu_before = thread_cpu();
-      const std::uint64_t idle = iterations_over(loop, 500ms, 100ms);
+      const std::uint64_t idle = run_for(loop, 500ms, 100ms, 10000).iterations;
       const auto cpu = thread_cpu() - cpu_before;
       EXPECT_LE(idle, 20u) << "the loop spins on EMFILE";
       EXPECT_LT(cpu, 150ms) << "CPU used while backing off";
@@ -278,13 +276,13 @@ TEST_P(ListenerTest, FdExhaustionBacksOffWithoutSpinningAndRecovers) {
 
       // Freeing fds (closing what was accepted) lets the next clients in, limit unchanged.
       accepted.clear();
-      ASSERT_TRUE(drive(
+      ASSERT_TRUE(run_until(
           loop, [&] { return total >= 6; }, 3000ms))
           << total;
       EXPECT_EQ(total, 6u);
     }
     // Limit restored: everyone waiting is accepted; nobody was dropped.
-    ASSERT_TRUE(drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return total == kClients; }, 3000ms))
         << total;
     for (const Socket& s : accepted) EXPECT_TRUE(s);
@@ -293,17 +291,17 @@ TEST_P(ListenerTest, FdExhaustionBacksOffWithoutSpinningAndRecovers) {
   }
 }
 
-// S10: the accepted socket closed inside the accept handler, three ways.
+// The accepted socket closed inside the accept handler, three ways.
 TEST_P(ListenerTest, ClosingTheAcceptedSocketInsideTheHandlerIsSafe) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   for (const Transport& t : stream_transports()) {
-    SCOPED_TRACE(t.name);
+    SCOPED_TRACE(name(t));
     constexpr std::size_t kClients = 30;
     std::size_t accepted = 0;
     int data_calls = 0;
     std::vector<CloseReason> closes;
-    Listener listener(loop, t.bind, [&](Socket s, const Address&) {
+    Listener listener(loop, bind_address(t), [&](Socket s, const Address&) {
       switch (accepted++ % 3) {
         case 0: {  // moved out and dropped
           Socket gone = std::move(s);
@@ -326,10 +324,10 @@ TEST_P(ListenerTest, ClosingTheAcceptedSocketInsideTheHandlerIsSafe) {
     std::vector<Fd> clients = connect_clients(listener.address(), kClients);
     ASSERT_EQ(clients.size(), kClients);
     for (Fd& c : clients) ::send(c.get(), "hello", 5, MSG_NOSIGNAL);
-    ASSERT_TRUE(drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return accepted == kClients; }, 5000ms))
         << accepted;
-    iterations_over(loop, 100ms, 10ms);
+    run_for(loop, 100ms, 10ms, 10000);
     EXPECT_EQ(accepted, kClients);
     EXPECT_EQ(data_calls, 0) << "data delivered after close()";
     EXPECT_EQ(closes.size(), kClients / 3);
@@ -339,16 +337,16 @@ TEST_P(ListenerTest, ClosingTheAcceptedSocketInsideTheHandlerIsSafe) {
   }
 }
 
-// S10: the Listener destroyed inside its own accept handler with more clients waiting.
+// The Listener destroyed inside its own accept handler with more clients waiting.
 TEST_P(ListenerTest, DestroyedInsideItsHandlerAcceptsNothingMore) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   for (const Transport& t : stream_transports()) {
-    SCOPED_TRACE(t.name);
+    SCOPED_TRACE(name(t));
     std::optional<Listener> listener;
     std::vector<Socket> sockets;
     std::size_t accepted = 0;
-    listener.emplace(loop, t.bind, [&](Socket s, const Address&) {
+    listener.emplace(loop, bind_address(t), [&](Socket s, const Address&) {
       ++accepted;
       sockets.push_back(std::move(s));
       listener.reset();
@@ -356,9 +354,9 @@ TEST_P(ListenerTest, DestroyedInsideItsHandlerAcceptsNothingMore) {
     const std::size_t watched = loop.watcher_count();
     std::vector<Fd> clients = connect_clients(listener->address(), 10);
     ASSERT_EQ(clients.size(), 10u);
-    ASSERT_TRUE(drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return accepted > 0; }, 2000ms));
-    iterations_over(loop, 100ms, 10ms);
+    run_for(loop, 100ms, 10ms, 10000);
     EXPECT_EQ(accepted, 1u) << "accepted after the Listener was destroyed";
     EXPECT_FALSE(listener.has_value());
     EXPECT_EQ(loop.watcher_count(), watched - 1);
@@ -367,7 +365,7 @@ TEST_P(ListenerTest, DestroyedInsideItsHandlerAcceptsNothingMore) {
     sockets.clear();
     // The listening socket is closed: every client is ended (the waiting ones reset).
     for (Fd& c : clients) EXPECT_TRUE(ended_by_peer(c.get(), 1000));
-    settle(loop);
+    run_iterations(loop, 5, 1ms);
   }
 }
 
@@ -375,32 +373,32 @@ TEST_P(ListenerTest, PauseStopsAcceptingUntilResume) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   for (const Transport& t : stream_transports()) {
-    SCOPED_TRACE(t.name);
+    SCOPED_TRACE(name(t));
     std::vector<Socket> accepted;
-    Listener listener(loop, t.bind,
+    Listener listener(loop, bind_address(t),
                       [&](Socket s, const Address&) { accepted.push_back(std::move(s)); });
     listener.pause();
     EXPECT_FALSE(listener.accepting());
     std::vector<Fd> clients = connect_clients(listener.address(), 5);
-    const std::uint64_t idle = iterations_over(loop, 300ms, 100ms);
+    const std::uint64_t idle = run_for(loop, 300ms, 100ms, 10000).iterations;
     EXPECT_TRUE(accepted.empty()) << "accepted while paused";
     EXPECT_LE(idle, 10u) << "a paused listener with clients waiting makes the loop spin";
     listener.resume();
     EXPECT_TRUE(listener.accepting());
-    ASSERT_TRUE(drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return accepted.size() == 5; }, 2000ms))
         << accepted.size();
   }
 }
 
-// S3: constructions that cannot work throw each time and leave no fd behind.
+// Constructions that cannot work throw each time and leave no fd behind.
 TEST_P(ListenerTest, BindFailuresThrowAndLeakNothing) {
   FdLeakCheck leaks;
   Reactor loop(backend());
   auto handler = [](Socket, const Address&) { ADD_FAILURE() << "accepted"; };
   for (const Transport& t : stream_transports()) {
-    SCOPED_TRACE(t.name);
-    Listener taken(loop, t.bind, handler);
+    SCOPED_TRACE(name(t));
+    Listener taken(loop, bind_address(t), handler);
     const std::size_t fds = open_fd_count();
     const std::size_t watchers = loop.watcher_count();
     int in_use = 0;

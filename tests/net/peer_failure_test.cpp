@@ -1,6 +1,6 @@
 // What a misbehaving or vanishing peer does to a connection, on every backend and every
-// stream transport: B6 connect failures, B7 peer close and reset (and SIGPIPE), B12 close with
-// more events pending.
+// stream transport: connect failures, peer close and reset (and SIGPIPE), close with more
+// events pending.
 #include <gtest/gtest.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -23,14 +23,19 @@
 #include "reactor/net/connector.hpp"
 #include "reactor/net/socket.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/errors.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/net_helpers.hpp"
-#include "tests/support/time_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/signals.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-using namespace reactor::test::nethelpers;
+using namespace reactor::test;
 using reactor::Address;
 using reactor::Buffer;
 using reactor::CloseReason;
@@ -47,7 +52,7 @@ constexpr std::size_t npos = std::string_view::npos;
 class PeerFailureTest : public reactor::test::BackendTest {};
 
 // ---------------------------------------------------------------------------------------
-// B6 connect failures
+// Connect failures
 
 /// What a Connector's handler reported.
 struct ConnectOutcome {
@@ -87,12 +92,12 @@ void refused_part(const std::string& backend, Transport t) {
   std::weak_ptr<Connector> weak = Connector::connect(loop, target, out.handler(), 5s);
   out.inside_call = false;
   EXPECT_EQ(out.calls, 0) << "the handler ran inside connect()";
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       loop, [&] { return out.calls > 0; }, 5000ms));
   run_iterations(loop, 10);
   EXPECT_EQ(out.calls, 1);
   EXPECT_EQ(out.ran_inside_call, 0);
-  EXPECT_TRUE(HasErrc(out.error, std::errc::connection_refused));
+  EXPECT_TRUE(IsErrc(out.error, std::errc::connection_refused));
   EXPECT_FALSE(out.had_socket);
   EXPECT_TRUE(weak.expired()) << "the Connector outlived its handler";
 }
@@ -155,7 +160,7 @@ void backlog_timeout_part(const std::string& backend, Transport t) {
   out.inside_call = true;
   auto connector = Connector::connect(loop, full.address, out.handler(), 100ms);
   out.inside_call = false;
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       loop, [&] { return out.calls > 0; }, 5000ms));
   const std::uint64_t iterations = loop.iterations() - i0;
   run_iterations(loop, 10);
@@ -164,7 +169,7 @@ void backlog_timeout_part(const std::string& backend, Transport t) {
   EXPECT_FALSE(connector->pending());
   if (t == Transport::unix_stream) {
     EXPECT_TRUE(
-        HasOneOf(out.error, {std::errc::timed_out, std::errc::resource_unavailable_try_again}))
+        IsOneOf(out.error, {std::errc::timed_out, std::errc::resource_unavailable_try_again}))
         << "a connect to a full Unix backlog was reported as "
         << (out.error ? out.error.message() : std::string("connected"))
         << (out.error              ? ""
@@ -172,7 +177,7 @@ void backlog_timeout_part(const std::string& backend, Transport t) {
                                    : " (it is not: getpeername fails)");
     return;
   }
-  EXPECT_TRUE(HasErrc(out.error, std::errc::timed_out));
+  EXPECT_TRUE(IsErrc(out.error, std::errc::timed_out));
   EXPECT_FALSE(out.had_socket);
   const auto waited = out.when - t0;
   std::printf("[ info     ] %s: timed out after %.1f ms, %llu iterations\n", name(t),
@@ -204,13 +209,13 @@ void cancel_part(const std::string& backend, Transport t) {
     connector->cancel();
     out.inside_call = false;
     EXPECT_EQ(out.calls, 0) << "the handler ran inside connect() or cancel()";
-    EXPECT_TRUE(drive_until(
+    EXPECT_TRUE(run_until(
         loop, [&] { return out.calls > 0; }, 5000ms));
     connector->cancel();
     run_iterations(loop, 10);
     EXPECT_EQ(out.calls, 1);
     EXPECT_EQ(out.ran_inside_call, 0);
-    EXPECT_TRUE(HasErrc(out.error, std::errc::operation_canceled))
+    EXPECT_TRUE(IsErrc(out.error, std::errc::operation_canceled))
         << "cancel() before the handler ran did not cancel";
     EXPECT_FALSE(out.had_socket);
   }
@@ -232,12 +237,12 @@ void cancel_part(const std::string& backend, Transport t) {
     out.inside_call = false;
     EXPECT_EQ(out.calls, 0) << "the handler ran inside cancel()";
     EXPECT_FALSE(connector->pending());
-    EXPECT_TRUE(drive_until(
+    EXPECT_TRUE(run_until(
         loop, [&] { return out.calls > 0; }, 5000ms));
     run_iterations(loop, 10);
     EXPECT_EQ(out.calls, 1);
     EXPECT_EQ(out.ran_inside_call, 0);
-    EXPECT_TRUE(HasErrc(out.error, std::errc::operation_canceled));
+    EXPECT_TRUE(IsErrc(out.error, std::errc::operation_canceled));
     EXPECT_FALSE(out.had_socket);
   }
 }
@@ -271,14 +276,14 @@ void connect_then_close_part(const std::string& backend, Transport t) {
       },
       5s);
   Fd accepted;
-  EXPECT_TRUE(drive_until(loop, [&] {
+  EXPECT_TRUE(run_until(loop, [&] {
     if (accepted.get() < 0)
       accepted.reset(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     return accepted.get() >= 0 && !events.empty();
   }));
   ASSERT_GE(accepted.get(), 0);
   accepted.reset();  // the peer closes
-  EXPECT_TRUE(drive_until(loop, [&] { return rec.closed(); }));
+  EXPECT_TRUE(run_until(loop, [&] { return rec.closed(); }));
   run_iterations(loop, 5);
   EXPECT_EQ(events, (std::vector<std::string>{"connect", "close"}));
   EXPECT_EQ(rec.reason, CloseReason::eof) << to_string(rec.reason);
@@ -289,7 +294,7 @@ TEST_P(PeerFailureTest, ConnectRunsOnceBeforeClose) {
 }
 
 // ---------------------------------------------------------------------------------------
-// B7 peer close and reset
+// Peer close and reset
 
 // The peer sends and closes: all data, then on_close(eof) once, nothing after.
 void peer_close_part(const std::string& backend, Transport t) {
@@ -301,14 +306,14 @@ void peer_close_part(const std::string& backend, Transport t) {
   c->start();
   ASSERT_TRUE(send_all(pair.peer.get(), "goodbye"));
   pair.peer.reset();
-  EXPECT_TRUE(drive_until(loop, [&] { return rec.closed(); }));
+  EXPECT_TRUE(run_until(loop, [&] { return rec.closed(); }));
   run_iterations(loop, 10);
   EXPECT_EQ(rec.data, "goodbye");
   EXPECT_EQ(rec.closes, 1);
   EXPECT_EQ(rec.reason, CloseReason::eof) << to_string(rec.reason);
   EXPECT_FALSE(rec.error) << rec.error.message();
   EXPECT_EQ(rec.calls_after_close, 0);
-  EXPECT_TRUE(HasErrc(c->send("late"), std::errc::broken_pipe));
+  EXPECT_TRUE(IsErrc(c->send("late"), std::errc::broken_pipe));
 }
 
 TEST_P(PeerFailureTest, PeerCloseReportsEofOnce) {
@@ -342,7 +347,7 @@ void reset_while_reading_part(const std::string& backend, Transport t) {
     sent.store(send_all(raw_peer, pattern(0, 4 * kMiB)));
     peer_reset(peer_fd);
   });
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       loop, [&] { return rec.closed(); }, 20000ms))
       << rec.data.size() << " bytes read, no close";
   peer.join();
@@ -353,7 +358,7 @@ void reset_while_reading_part(const std::string& backend, Transport t) {
   EXPECT_EQ(pattern_mismatch(rec.data), npos);
   EXPECT_EQ(rec.closes, 1);
   EXPECT_EQ(rec.reason, CloseReason::reset) << to_string(rec.reason);
-  EXPECT_TRUE(HasErrc(rec.error, std::errc::connection_reset));
+  EXPECT_TRUE(IsErrc(rec.error, std::errc::connection_reset));
   EXPECT_EQ(rec.calls_after_close, 0);
 }
 
@@ -393,13 +398,13 @@ void write_after_reset_part(const std::string& backend, Transport t) {
     std::error_code first;
     int sends = 0;
     for (; sends < 100 && !first; ++sends) first = c->send(pattern(0, 1000));
-    EXPECT_TRUE(HasOneOf(first, {std::errc::connection_reset, std::errc::broken_pipe}))
+    EXPECT_TRUE(IsOneOf(first, {std::errc::connection_reset, std::errc::broken_pipe}))
         << "after " << sends << " sends";
     EXPECT_EQ(rec.closes, 0) << "on_close ran inside send()";
     for (int i = 0; i < 10; ++i) {
-      EXPECT_TRUE(HasErrc(c->send("again"), std::errc::broken_pipe));
+      EXPECT_TRUE(IsErrc(c->send("again"), std::errc::broken_pipe));
     }
-    EXPECT_TRUE(drive_until(loop, [&] { return rec.closed(); }));
+    EXPECT_TRUE(run_until(loop, [&] { return rec.closed(); }));
     // Keep writing from the loop for a while.
     int late_ok = 0;
     for (int i = 0; i < 20; ++i) {
@@ -409,7 +414,7 @@ void write_after_reset_part(const std::string& backend, Transport t) {
     EXPECT_EQ(late_ok, 0) << "sends succeeded on a reset connection";
     EXPECT_EQ(rec.closes, 1);
     EXPECT_EQ(rec.reason, CloseReason::reset) << to_string(rec.reason);
-    EXPECT_TRUE(HasOneOf(rec.error, {std::errc::connection_reset, std::errc::broken_pipe}));
+    EXPECT_TRUE(IsOneOf(rec.error, {std::errc::connection_reset, std::errc::broken_pipe}));
     EXPECT_EQ(rec.calls_after_close, 0);
   }
   const struct sigaction after = reactor::test::query_disposition(SIGPIPE);
@@ -440,13 +445,13 @@ void flush_into_reset_part(const std::string& backend, Transport t) {
     ASSERT_GT(c->queued(), 0u);
     run_iterations(loop, 3);
     peer_reset(pair.peer);
-    EXPECT_TRUE(drive_until(loop, [&] { return rec.closed(); }));
+    EXPECT_TRUE(run_until(loop, [&] { return rec.closed(); }));
     run_iterations(loop, 10);
     EXPECT_EQ(rec.closes, 1);
     EXPECT_EQ(rec.reason, CloseReason::reset) << to_string(rec.reason);
-    EXPECT_TRUE(HasOneOf(rec.error, {std::errc::connection_reset, std::errc::broken_pipe}));
+    EXPECT_TRUE(IsOneOf(rec.error, {std::errc::connection_reset, std::errc::broken_pipe}));
     EXPECT_EQ(rec.calls_after_close, 0);
-    EXPECT_TRUE(HasErrc(c->send("late"), std::errc::broken_pipe));
+    EXPECT_TRUE(IsErrc(c->send("late"), std::errc::broken_pipe));
   }
   EXPECT_TRUE(reactor::test::same_disposition(before, reactor::test::query_disposition(SIGPIPE)));
 }
@@ -456,7 +461,7 @@ TEST_P(PeerFailureTest, FlushIntoResetPeerFailsOnce) {
 }
 
 // ---------------------------------------------------------------------------------------
-// B12 close with more events pending
+// Close with more events pending
 
 // Before the connection starts, the peer sends data and resets, so the fd reports readable,
 // error and hang-up together. on_data closes (or aborts, or closes and drops the last
@@ -529,7 +534,7 @@ void pending_events_part(const std::string& backend, Transport t, OnData what) {
     }
   });
   c->start();
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       loop, [&] { return rec.closed(); }, 5000ms));
   run_iterations(loop, 20);
   EXPECT_EQ(rec.data_calls, 1u);
@@ -538,7 +543,7 @@ void pending_events_part(const std::string& backend, Transport t, OnData what) {
   EXPECT_EQ(rec.calls_after_close, 0);
   if (what == OnData::keep) {
     EXPECT_EQ(rec.reason, CloseReason::reset) << to_string(rec.reason);
-    EXPECT_TRUE(HasErrc(rec.error, std::errc::connection_reset));
+    EXPECT_TRUE(IsErrc(rec.error, std::errc::connection_reset));
   } else {
     EXPECT_EQ(rec.reason, CloseReason::local) << to_string(rec.reason);
     EXPECT_FALSE(rec.error) << rec.error.message();

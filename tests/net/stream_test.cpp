@@ -1,6 +1,6 @@
 // Behaviour of buffered stream connections on every backend and every stream transport
-// (TCP over 127.0.0.1 and ::1, Unix stream): B1 integrity, B2 writing a lot, B3 order and
-// B5 half close.
+// (TCP over 127.0.0.1 and ::1, Unix stream): integrity, writing a lot, order and half
+// close.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
@@ -23,13 +23,18 @@
 #include "reactor/net/connection.hpp"
 #include "reactor/net/socket.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/errors.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/net_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-using namespace reactor::test::nethelpers;
+using namespace reactor::test;
 using reactor::Buffer;
 using reactor::CloseReason;
 using reactor::Connection;
@@ -43,7 +48,7 @@ constexpr std::size_t npos = std::string_view::npos;
 class StreamTest : public reactor::test::BackendTest {};
 
 // ---------------------------------------------------------------------------------------
-// B1 integrity
+// Integrity
 
 // A message of random length (mostly short, sometimes up to 64 KiB) and random content.
 std::string random_message(std::mt19937_64& rng) {
@@ -150,7 +155,7 @@ void ping_pong_part(const std::string& backend, Transport t) {
 
   const auto t0 = SteadyClock::now();
   const std::uint64_t i0 = loop.iterations();
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       loop, [&] { return round >= kRounds || failed; }, 60s))
       << "only " << round << " rounds done";
   std::printf("[ info     ] %s: %d rounds, %llu bytes in %llu iterations, %.0f ms\n", name(t),
@@ -160,7 +165,7 @@ void ping_pong_part(const std::string& backend, Transport t) {
   EXPECT_EQ(round, kRounds);
 
   client->close();
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       loop, [&] { return client_rec.closed() && echo_rec.closed(); }, 10s));
   run_iterations(loop, 5);
   EXPECT_EQ(client_rec.closes, 1);
@@ -176,7 +181,7 @@ TEST_P(StreamTest, PingPongRandomCutsIsByteExact) {
 }
 
 // ---------------------------------------------------------------------------------------
-// B2 write a lot
+// Writing a lot
 
 // Queues `total` bytes at once to a peer thread that echoes with blocking syscalls, asks for
 // a shutdown of the writing side (done once the queue drains) and reads everything back.
@@ -233,7 +238,7 @@ void write_a_lot_part(const std::string& backend, Transport t, std::size_t total
   EXPECT_GT(c->queued(), 0u) << "all of it went straight into the kernel?";
   ASSERT_FALSE(c->shutdown());  // takes effect once the queue is drained
 
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       loop, [&] { return rec.closed(); }, 90s))
       << received.bytes << " of " << total << " bytes back";
   const double ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
@@ -259,7 +264,7 @@ TEST_P(StreamTest, WriteHundredMiBToEchoPeer) {
 }
 
 // ---------------------------------------------------------------------------------------
-// B3 order
+// Order
 
 // A pair whose send buffer on our side is as small as it goes, so that a queue builds at
 // once. (The peer's receive buffer is left alone: a tiny TCP window makes loopback crawl.
@@ -310,31 +315,31 @@ void ordered_close_part(const std::string& backend, Transport t) {
   EXPECT_GT(c->queued(), 0u);
 
   c->close();
-  EXPECT_TRUE(HasErrc(c->send("late"), std::errc::broken_pipe));
+  EXPECT_TRUE(IsErrc(c->send("late"), std::errc::broken_pipe));
   Buffer late;
   ASSERT_FALSE(late.append("late"));
-  EXPECT_TRUE(HasErrc(c->send(late), std::errc::broken_pipe));
-  EXPECT_TRUE(HasErrc(c->shutdown(), std::errc::broken_pipe));
+  EXPECT_TRUE(IsErrc(c->send(late), std::errc::broken_pipe));
+  EXPECT_TRUE(IsErrc(c->shutdown(), std::errc::broken_pipe));
   EXPECT_EQ(rec.closes, 0) << "on_close ran inside close()";
 
-  EXPECT_TRUE(drive_until(loop,
-                          [&] {
-                            drain_into(peer_fd, in);
-                            return in.eof || in.error != 0;
-                          }))
+  EXPECT_TRUE(run_until(loop,
+                        [&] {
+                          drain_into(peer_fd, in);
+                          return in.eof || in.error != 0;
+                        }))
       << in.bytes.size() << " of " << offset << " bytes arrived";
   EXPECT_EQ(in.error, 0) << "peer read failed: " << std::strerror(in.error);
   EXPECT_TRUE(in.eof);
   EXPECT_EQ(in.bytes.size(), offset);
   EXPECT_EQ(pattern_mismatch(in.bytes), npos) << "bytes out of order";
 
-  EXPECT_TRUE(drive_until(loop, [&] { return rec.closed(); }));
+  EXPECT_TRUE(run_until(loop, [&] { return rec.closed(); }));
   run_iterations(loop, 5);
   EXPECT_EQ(rec.closes, 1);
   EXPECT_EQ(rec.reason, CloseReason::local) << to_string(rec.reason);
   EXPECT_FALSE(rec.error) << rec.error.message();
   EXPECT_EQ(rec.calls_after_close, 0);
-  EXPECT_TRUE(HasErrc(c->send("after on_close"), std::errc::broken_pipe));
+  EXPECT_TRUE(IsErrc(c->send("after on_close"), std::errc::broken_pipe));
 }
 
 TEST_P(StreamTest, SmallSendBufferKeepsOrderThroughClose) {
@@ -385,18 +390,18 @@ void no_overtaking_part(const std::string& backend, Transport t) {
   }
   EXPECT_GT(interleaved, 0);
 
-  EXPECT_TRUE(drive_until(loop,
-                          [&] {
-                            drain_into(peer_fd, in);
-                            return in.bytes.size() >= offset || in.eof || in.error != 0;
-                          }))
+  EXPECT_TRUE(run_until(loop,
+                        [&] {
+                          drain_into(peer_fd, in);
+                          return in.bytes.size() >= offset || in.eof || in.error != 0;
+                        }))
       << in.bytes.size() << " of " << offset << " bytes arrived";
   EXPECT_EQ(in.bytes.size(), offset);
   EXPECT_EQ(pattern_mismatch(in.bytes), npos) << "bytes out of order";
   EXPECT_EQ(c->queued(), 0u);
 
   c->close();
-  EXPECT_TRUE(drive_until(loop, [&] { return rec.closed(); }));
+  EXPECT_TRUE(run_until(loop, [&] { return rec.closed(); }));
   run_iterations(loop, 3);
   EXPECT_EQ(rec.closes, 1);
   EXPECT_EQ(rec.reason, CloseReason::local) << to_string(rec.reason);
@@ -429,14 +434,14 @@ void send_before_start_part(const std::string& backend, Transport t) {
     ASSERT_FALSE(c->send(piece));
     offset += piece.size();
   }
-  EXPECT_TRUE(drive_until(loop, [&] {
+  EXPECT_TRUE(run_until(loop, [&] {
     drain_into(peer_fd, in);
     return in.bytes.size() >= offset;
   }));
   EXPECT_EQ(in.bytes.size(), offset);
   EXPECT_EQ(pattern_mismatch(in.bytes), npos) << "bytes out of order";
   c->close();
-  EXPECT_TRUE(drive_until(loop, [&] { return rec.closed(); }));
+  EXPECT_TRUE(run_until(loop, [&] { return rec.closed(); }));
   EXPECT_EQ(rec.closes, 1);
 }
 
@@ -445,7 +450,7 @@ TEST_P(StreamTest, SendBeforeStartLeavesFirstInOrder) {
 }
 
 // ---------------------------------------------------------------------------------------
-// B5 half close
+// Half close
 
 // Queue writes, shutdown(): the peer gets every byte then EOF; a second shutdown() and a late
 // send() fail with EPIPE; we still read what the peer sends afterwards; when the peer closes
@@ -467,15 +472,15 @@ void half_close_part(const std::string& backend, Transport t) {
   }
   ASSERT_GT(c->queued(), 0u);
   ASSERT_FALSE(c->shutdown());
-  EXPECT_TRUE(HasErrc(c->shutdown(), std::errc::broken_pipe)) << "second shutdown()";
-  EXPECT_TRUE(HasErrc(c->send("late"), std::errc::broken_pipe)) << "send() after shutdown()";
+  EXPECT_TRUE(IsErrc(c->shutdown(), std::errc::broken_pipe)) << "second shutdown()";
+  EXPECT_TRUE(IsErrc(c->send("late"), std::errc::broken_pipe)) << "send() after shutdown()";
 
   PeerInput in;
-  EXPECT_TRUE(drive_until(loop,
-                          [&] {
-                            drain_into(peer_fd, in);
-                            return in.eof || in.error != 0;
-                          }))
+  EXPECT_TRUE(run_until(loop,
+                        [&] {
+                          drain_into(peer_fd, in);
+                          return in.eof || in.error != 0;
+                        }))
       << in.bytes.size() << " of " << offset << " bytes arrived, no EOF";
   EXPECT_EQ(in.error, 0) << std::strerror(in.error);
   EXPECT_EQ(in.bytes.size(), offset);
@@ -487,25 +492,25 @@ void half_close_part(const std::string& backend, Transport t) {
   // Reading goes on after our EOF.
   const std::string reply = pattern(12345, 200 * kKiB);
   std::string pending = reply;
-  EXPECT_TRUE(drive_until(loop,
-                          [&] {
-                            EXPECT_EQ(send_some(peer_fd, pending), 0);
-                            return rec.data.size() >= reply.size() || rec.closed();
-                          }))
+  EXPECT_TRUE(run_until(loop,
+                        [&] {
+                          EXPECT_EQ(send_some(peer_fd, pending), 0);
+                          return rec.data.size() >= reply.size() || rec.closed();
+                        }))
       << rec.data.size() << " of " << reply.size() << " bytes read after shutdown()";
   EXPECT_EQ(first_difference(rec.data, reply), npos);
   EXPECT_FALSE(rec.closed());
-  EXPECT_TRUE(HasErrc(c->send("later"), std::errc::broken_pipe));
+  EXPECT_TRUE(IsErrc(c->send("later"), std::errc::broken_pipe));
 
   // The peer closes as well: both directions are done.
   pair.peer.reset();
-  EXPECT_TRUE(drive_until(loop, [&] { return rec.closed(); }));
+  EXPECT_TRUE(run_until(loop, [&] { return rec.closed(); }));
   run_iterations(loop, 5);
   EXPECT_EQ(rec.closes, 1);
   EXPECT_EQ(rec.reason, CloseReason::eof) << to_string(rec.reason) << " " << rec.error.message();
   EXPECT_FALSE(rec.error) << rec.error.message();
   EXPECT_EQ(rec.calls_after_close, 0);
-  EXPECT_TRUE(HasErrc(c->shutdown(), std::errc::broken_pipe));
+  EXPECT_TRUE(IsErrc(c->shutdown(), std::errc::broken_pipe));
 }
 
 TEST_P(StreamTest, HalfCloseFlushesFirstAndKeepsReading) {
@@ -531,14 +536,14 @@ void empty_shutdown_part(const std::string& backend, Transport t) {
   }));
   EXPECT_EQ(in.bytes, "all of it");
   EXPECT_TRUE(in.eof);
-  EXPECT_TRUE(HasErrc(c->shutdown(), std::errc::broken_pipe));
-  EXPECT_TRUE(HasErrc(c->send("x"), std::errc::broken_pipe));
+  EXPECT_TRUE(IsErrc(c->shutdown(), std::errc::broken_pipe));
+  EXPECT_TRUE(IsErrc(c->send("x"), std::errc::broken_pipe));
 
   ASSERT_TRUE(send_all(peer_fd, "still listening?"));
-  EXPECT_TRUE(drive_until(loop, [&] { return rec.data.size() >= 16; }));
+  EXPECT_TRUE(run_until(loop, [&] { return rec.data.size() >= 16; }));
   EXPECT_EQ(rec.data, "still listening?");
   pair.peer.reset();
-  EXPECT_TRUE(drive_until(loop, [&] { return rec.closed(); }));
+  EXPECT_TRUE(run_until(loop, [&] { return rec.closed(); }));
   run_iterations(loop, 3);
   EXPECT_EQ(rec.closes, 1);
   EXPECT_EQ(rec.reason, CloseReason::eof) << to_string(rec.reason);
@@ -587,7 +592,7 @@ void peer_half_close_part(const std::string& backend, Transport t, Answer how) {
   ASSERT_TRUE(send_all(peer_fd, "request"));
   ASSERT_EQ(::shutdown(peer_fd, SHUT_WR), 0);
   PeerInput in;
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       loop,
       [&] {
         drain_into(peer_fd, in);
@@ -606,7 +611,7 @@ void peer_half_close_part(const std::string& backend, Transport t, Answer how) {
   EXPECT_EQ(rec.reason, CloseReason::eof) << to_string(rec.reason);
   EXPECT_EQ(rec.calls_after_close, 0);
   if (!rec.closed()) c->close();  // do not leave it behind when the test has failed
-  drive_until(
+  run_until(
       loop, [&] { return rec.closed(); }, 1000ms);
 }
 
@@ -669,7 +674,7 @@ void shut_first_part(const std::string& backend, Transport t) {
   }));
   EXPECT_EQ(in.bytes, "bye");
   ASSERT_EQ(::shutdown(peer_fd, SHUT_WR), 0);
-  EXPECT_TRUE(drive_until(
+  EXPECT_TRUE(run_until(
       loop, [&] { return rec.closed(); }, 5000ms))
       << "both directions are shut down, yet the connection stays open";
   run_iterations(loop, 3);
@@ -677,7 +682,7 @@ void shut_first_part(const std::string& backend, Transport t) {
   EXPECT_EQ(rec.reason, CloseReason::eof) << to_string(rec.reason);
   EXPECT_EQ(eofs, 0);
   if (!rec.closed()) c->close();
-  drive_until(
+  run_until(
       loop, [&] { return rec.closed(); }, 1000ms);
 }
 

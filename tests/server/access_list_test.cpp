@@ -14,8 +14,9 @@
 #include <vector>
 
 #include "reactor/net/address.hpp"
+#include "tests/support/errors.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
+#include "tests/support/loop.hpp"
 
 namespace reactor {
 namespace {

@@ -1,4 +1,4 @@
-// S3: constructors that cannot build a usable server throw and hold nothing after, on every
+// Constructors that cannot build a usable server throw and hold nothing after, on every
 // backend. 1,000 constructions on an address in use (TCP, UDP, Unix path, Unix abstract; the
 // port held by a plain listening or bound socket without SO_REUSEADDR) and 1,000 with an
 // invalid address (empty; a Unix path in a directory that does not exist), cycling over the
@@ -21,10 +21,14 @@
 
 #include "reactor/server/datagram_server.hpp"
 #include "reactor/server/stream_server.hpp"
-#include "tests/server/server_test_util.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
+#include "tests/support/errors.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
+#include "tests/support/processes.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
@@ -38,12 +42,11 @@ using reactor::StreamService;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
 using reactor::test::open_fd_count;
-namespace su = reactor::test::serverutil;
-using su::Transport;
+using namespace reactor::test;
 
 class BindFailureTest : public reactor::test::BackendTest {
  protected:
-  void SetUp() override { reactor::test::warm_up_backend(backend()); }
+  void SetUp() override { reactor::test::warm_up(backend()); }
 };
 
 constexpr std::size_t kConstructions = 1000;
@@ -55,16 +58,16 @@ Fd hold_address(const Address& a, int type, Address& bound) {
   if (fd.get() < 0) return Fd{};
   if (::bind(fd.get(), a.native(), a.native_size()) != 0) return Fd{};
   if (type == SOCK_STREAM && ::listen(fd.get(), 4) != 0) return Fd{};
-  bound = su::local_address_of(fd.get());
+  bound = bound_address(fd.get());
   return fd;
 }
 
 /// Constructs the server of `t` (every handler kind given, so only the address can fail).
 void construct(Transport t, const Address& a, const ServerOptions& options) {
-  if (su::is_stream(t)) {
-    StreamServer server(a, su::echo_service(), options);
+  if (is_stream(t)) {
+    StreamServer server(a, echo_service(), options);
   } else {
-    DatagramServer server(a, su::datagram_echo_handler(), options);
+    DatagramServer server(a, datagram_echo_handler(), options);
   }
 }
 
@@ -108,20 +111,20 @@ void construct(Transport t, const Address& a, const ServerOptions& options) {
 }
 
 TEST_P(BindFailureTest, AddressInUseThrowsEveryTimeAndLeaksNothing) {
-  su::HangGuard hang(120s);
-  su::TempDir dir;
+  HangGuard hang(120s);
+  TempDir dir;
   struct Held {
     Transport transport;
     Address address;
     Fd fd;
   };
   std::vector<Held> held;
-  for (Transport t : su::kAllTransports) {
-    const int type = su::is_stream(t) ? SOCK_STREAM : SOCK_DGRAM;
+  for (Transport t : kServerTransports) {
+    const int type = is_stream(t) ? SOCK_STREAM : SOCK_DGRAM;
     // Unix: once a socket file (which the server must not remove: a live socket owns it),
     // once an abstract name.
-    std::vector<Address> wanted{su::bind_address(t, &dir)};
-    if (su::is_unix(t)) wanted.push_back(su::unique_abstract("held"));
+    std::vector<Address> wanted{bind_address(t, &dir)};
+    if (is_unix(t)) wanted.push_back(unique_unix_address("held"));
     for (const Address& a : wanted) {
       Address bound;
       Fd fd = hold_address(a, type, bound);
@@ -130,26 +133,26 @@ TEST_P(BindFailureTest, AddressInUseThrowsEveryTimeAndLeaksNothing) {
     }
   }
 
-  const std::size_t threads_before = su::thread_count();
+  const std::size_t threads_before = thread_count();
   const std::size_t fds_before = open_fd_count();
   {
     FdLeakCheck leaks;
     for (std::size_t i = 0; i < kConstructions; ++i) {
       const Held& h = held[i % held.size()];
-      const Model m = su::kAllModels[(i / held.size()) % su::kAllModels.size()];
+      const Model m = kAllModels[(i / held.size()) % kAllModels.size()];
       ASSERT_TRUE(
-          ThrowsClearly([&] { construct(h.transport, h.address, su::options_for(m, backend())); },
+          ThrowsClearly([&] { construct(h.transport, h.address, options_for(m, backend())); },
                         std::errc::address_in_use))
-          << "construction " << i << ": " << su::transport_name(h.transport) << " "
-          << su::model_name(m) << " on " << h.address.to_string();
+          << "construction " << i << ": " << name(h.transport) << " " << model_name(m) << " on "
+          << h.address.to_string();
       ASSERT_EQ(open_fd_count(), fds_before) << "construction " << i << " leaked an fd";
     }
   }
-  EXPECT_EQ(su::thread_count(), threads_before);
+  EXPECT_EQ(thread_count(), threads_before);
   // The holders were not disturbed: a socket file is still there, the sockets still bound.
   for (const Held& h : held) {
-    EXPECT_EQ(su::local_address_of(h.fd.get()), h.address);
-    const std::string path = su::unix_path(h.address);
+    EXPECT_EQ(bound_address(h.fd.get()), h.address);
+    const std::string path = unix_path(h.address);
     if (!path.empty()) {
       struct stat st {};
       EXPECT_EQ(::stat(path.c_str(), &st), 0) << "a failed server removed " << path;
@@ -158,7 +161,7 @@ TEST_P(BindFailureTest, AddressInUseThrowsEveryTimeAndLeaksNothing) {
 }
 
 TEST_P(BindFailureTest, InvalidAddressesThrowEveryTimeAndLeakNothing) {
-  su::HangGuard hang(120s);
+  HangGuard hang(120s);
   const Address missing_dir =
       Address::parse("unix:/nonexistent-reactor-dir-" + std::to_string(::getpid()) + "/x.sock");
   struct Bad {
@@ -167,60 +170,60 @@ TEST_P(BindFailureTest, InvalidAddressesThrowEveryTimeAndLeakNothing) {
     std::errc expected;
   };
   const std::vector<Bad> bad{
-      {Transport::tcp, Address{}, std::errc::invalid_argument},
-      {Transport::udp, Address{}, std::errc::invalid_argument},
-      {Transport::unixstream, missing_dir, std::errc::no_such_file_or_directory},
-      {Transport::unixdgram, missing_dir, std::errc::no_such_file_or_directory},
+      {Transport::tcp4, Address{}, std::errc::invalid_argument},
+      {Transport::udp4, Address{}, std::errc::invalid_argument},
+      {Transport::unix_stream, missing_dir, std::errc::no_such_file_or_directory},
+      {Transport::unix_dgram, missing_dir, std::errc::no_such_file_or_directory},
   };
-  const std::size_t threads_before = su::thread_count();
+  const std::size_t threads_before = thread_count();
   const std::size_t fds_before = open_fd_count();
   {
     FdLeakCheck leaks;
     for (std::size_t i = 0; i < kConstructions; ++i) {
       const Bad& b = bad[i % bad.size()];
-      const Model m = su::kAllModels[(i / bad.size()) % su::kAllModels.size()];
+      const Model m = kAllModels[(i / bad.size()) % kAllModels.size()];
       ASSERT_TRUE(ThrowsClearly(
-          [&] { construct(b.transport, b.address, su::options_for(m, backend())); }, b.expected))
-          << "construction " << i << ": " << su::transport_name(b.transport) << " "
-          << su::model_name(m) << " on \"" << b.address.to_string() << "\"";
+          [&] { construct(b.transport, b.address, options_for(m, backend())); }, b.expected))
+          << "construction " << i << ": " << name(b.transport) << " " << model_name(m) << " on \""
+          << b.address.to_string() << "\"";
       ASSERT_EQ(open_fd_count(), fds_before) << "construction " << i << " leaked an fd";
     }
   }
-  EXPECT_EQ(su::thread_count(), threads_before);
+  EXPECT_EQ(thread_count(), threads_before);
 }
 
 TEST_P(BindFailureTest, ServiceWithoutTheHandlerKindTheModelNeedsIsInvalidArgument) {
-  su::HangGuard hang(60s);
-  const std::size_t threads_before = su::thread_count();
+  HangGuard hang(60s);
+  const std::size_t threads_before = thread_count();
   {
     FdLeakCheck leaks;
     for (int round = 0; round < 20; ++round) {
-      for (Model m : su::kAllModels) {
-        SCOPED_TRACE(su::model_name(m));
-        const ServerOptions o = su::options_for(m, backend());
+      for (Model m : kAllModels) {
+        SCOPED_TRACE(model_name(m));
+        const ServerOptions o = options_for(m, backend());
         // The kind the model does not use, alone.
-        const StreamService wrong = reactor::is_blocking(m) ? StreamService(su::event_echo())
-                                                            : StreamService(su::blocking_echo());
+        const StreamService wrong =
+            reactor::is_blocking(m) ? StreamService(event_echo()) : StreamService(blocking_echo());
         EXPECT_TRUE(
             ThrowsInvalidArgument([&] { StreamServer s(Address::ipv4_loopback(0), wrong, o); }));
         EXPECT_TRUE(
-            ThrowsInvalidArgument([&] { StreamServer s(su::unique_abstract("svc"), wrong, o); }));
+            ThrowsInvalidArgument([&] { StreamServer s(unique_unix_address("svc"), wrong, o); }));
         EXPECT_TRUE(ThrowsInvalidArgument(
             [&] { StreamServer s(Address::ipv4_loopback(0), StreamService{}, o); }));
         EXPECT_TRUE(ThrowsInvalidArgument(
             [&] { DatagramServer s(Address::ipv4_loopback(0), reactor::DatagramHandler{}, o); }));
         // The kind it needs, alone, is enough.
-        const StreamService right = reactor::is_blocking(m) ? StreamService(su::blocking_echo())
-                                                            : StreamService(su::event_echo());
+        const StreamService right =
+            reactor::is_blocking(m) ? StreamService(blocking_echo()) : StreamService(event_echo());
         EXPECT_NO_THROW({ StreamServer s(Address::ipv4_loopback(0), right, o); });
       }
     }
   }
-  EXPECT_EQ(su::thread_count(), threads_before);
+  EXPECT_EQ(thread_count(), threads_before);
 }
 
 TEST_P(BindFailureTest, UnknownBackendIsInvalidArgumentAndLeavesTheAddressFree) {
-  su::HangGuard hang(60s);
+  HangGuard hang(60s);
   // A port that was free a moment ago; after each failed construction a plain socket must
   // still be able to take it (the failed server left nothing bound).
   Address tcp;
@@ -231,23 +234,23 @@ TEST_P(BindFailureTest, UnknownBackendIsInvalidArgumentAndLeavesTheAddressFree) 
     ASSERT_GE(t.get(), 0);
     ASSERT_GE(u.get(), 0);
   }
-  const std::size_t threads_before = su::thread_count();
+  const std::size_t threads_before = thread_count();
   {
     FdLeakCheck leaks;
     for (int round = 0; round < 20; ++round) {
-      for (Model m : su::kAllModels) {
-        SCOPED_TRACE(su::model_name(m));
-        ServerOptions o = su::options_for(m, "no-such-backend");
-        EXPECT_TRUE(ThrowsInvalidArgument([&] { StreamServer s(tcp, su::echo_service(), o); }));
+      for (Model m : kAllModels) {
+        SCOPED_TRACE(model_name(m));
+        ServerOptions o = options_for(m, "no-such-backend");
+        EXPECT_TRUE(ThrowsInvalidArgument([&] { StreamServer s(tcp, echo_service(), o); }));
         EXPECT_TRUE(
-            ThrowsInvalidArgument([&] { DatagramServer s(udp, su::datagram_echo_handler(), o); }));
+            ThrowsInvalidArgument([&] { DatagramServer s(udp, datagram_echo_handler(), o); }));
         Address again;
         EXPECT_GE(hold_address(tcp, SOCK_STREAM, again).get(), 0) << "TCP port left bound";
         EXPECT_GE(hold_address(udp, SOCK_DGRAM, again).get(), 0) << "UDP port left bound";
       }
     }
   }
-  EXPECT_EQ(su::thread_count(), threads_before);
+  EXPECT_EQ(thread_count(), threads_before);
 }
 
 REACTOR_INSTANTIATE_ALL_BACKENDS(BindFailureTest);

@@ -1,6 +1,6 @@
-// BlockingStream: lines (LF, CRLF, lone CR, NUL, split delimiters), the line cap (H2), exact
+// BlockingStream: lines (LF, CRLF, lone CR, NUL, split delimiters), the line cap, exact
 // and partial reads, buffered writes, timeouts, cancellation through an eventfd, a vanished
-// peer (never SIGPIPE), half-close, and 16 MiB each way under a storm of signals (S11).
+// peer (never SIGPIPE), half-close, and 16 MiB each way under a storm of signals.
 //
 // Every test runs over TCP on 127.0.0.1, TCP on ::1 and a Unix stream socket: one end in a
 // BlockingStream, the other a raw blocking socket driven with plain system calls (bounded by
@@ -36,17 +36,20 @@
 
 #include "reactor/net/buffer.hpp"
 #include "reactor/net/socket.hpp"
+#include "tests/support/errors.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
-#include "tests/support/net_helpers.hpp"
-#include "tests/support/time_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/signals.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace reactor {
 namespace {
 
-namespace nh = test::nethelpers;
 using namespace std::chrono_literals;
-using nh::Transport;
+using namespace reactor::test;
 using test::FdLeakCheck;
 using test::ScopedDisposition;
 using test::ScopedUnblock;
@@ -55,30 +58,26 @@ using Clock = std::chrono::steady_clock;
 /// The per-wait timeout every stream gets unless a test is about timeouts: far longer than
 /// any healthy wait here, short enough that a broken wait fails the test instead of hanging.
 constexpr auto kSafety = 10s;
-/// The big transfers (S11 and the flow tests).
+/// The big transfers (under signals, and the flow tests).
 constexpr std::size_t kBig = std::size_t{16} << 20;
-
-double ms_between(Clock::time_point from, Clock::time_point to) {
-  return std::chrono::duration<double, std::milli>(to - from).count();
-}
 
 double ms_since(Clock::time_point t) { return ms_between(t, Clock::now()); }
 
 /// The test pattern (position-dependent bytes), 16 MiB, built once.
 const std::string& big_pattern() {
-  static const std::string p = nh::pattern(0, kBig);
+  static const std::string p = pattern(0, kBig);
   return p;
 }
 
 std::uint64_t checksum(std::string_view s) {
-  nh::Fnv1a f;
+  Fnv1a f;
   f.update(s);
   return f.value;
 }
 
 /// Success when `got` equals `want` byte for byte; otherwise says where they first differ.
 ::testing::AssertionResult SameBytes(std::string_view got, std::string_view want) {
-  const std::size_t at = nh::first_difference(got, want);
+  const std::size_t at = first_difference(got, want);
   if (at == std::string_view::npos) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
          << "got " << got.size() << " bytes (checksum " << checksum(got) << "), expected "
@@ -88,41 +87,8 @@ std::uint64_t checksum(std::string_view s) {
 
 /// Success when `ec` is broken_pipe or connection_reset.
 ::testing::AssertionResult IsPeerGone(const std::error_code& ec) {
-  return nh::HasOneOf(ec, {std::errc::broken_pipe, std::errc::connection_reset});
+  return IsOneOf(ec, {std::errc::broken_pipe, std::errc::connection_reset});
 }
-
-/// The last resort against a hang: aborts the process, naming the test, if the scope lasts
-/// longer than `limit` (the per-wait timeouts should always end a test long before).
-class Deadline {
- public:
-  explicit Deadline(std::chrono::seconds limit)
-      : thread_([this, limit] {
-          std::unique_lock lock(mutex_);
-          if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-            const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-            std::fprintf(stderr, "\n*** %s.%s still running after %llds: aborting\n",
-                         info ? info->test_suite_name() : "?", info ? info->name() : "?",
-                         static_cast<long long>(limit.count()));
-            std::abort();
-          }
-        }) {}
-  Deadline(const Deadline&) = delete;
-  Deadline& operator=(const Deadline&) = delete;
-  ~Deadline() {
-    {
-      std::lock_guard lock(mutex_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
 
 /// What a raw peer read.
 struct PeerRead {
@@ -157,7 +123,7 @@ PeerRead read_until_eof(int fd, std::size_t chunk = 65536, std::chrono::microsec
 /// A non-blocking, close-on-exec eventfd, the kind a server hands its handlers as cancel_fd.
 test::Fd make_cancel_fd() {
   test::Fd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (fd.get() < 0) nh::throw_errno("eventfd");
+  if (fd.get() < 0) throw_errno("eventfd");
   return fd;
 }
 
@@ -201,9 +167,9 @@ class Later {
 };
 
 /// Sends SIGUSR1 to `target` about every 100 µs from its own thread until stop(), at most
-/// `cap` times (about 60 s): the signalling half of S11. The disposition must already be a
-/// handler (SIGUSR1's default action ends the process), and `target` must not be joined
-/// before stop() returns.
+/// `cap` times (about 60 s): the signalling half of the transfers under signals. The disposition
+/// must already be a handler (SIGUSR1's default action ends the process), and `target` must not be
+/// joined before stop() returns.
 class SignalStorm {
  public:
   explicit SignalStorm(pthread_t target, int cap = 600000)
@@ -264,22 +230,22 @@ class AllocationWatch {
 class BlockingStreamTest : public ::testing::TestWithParam<Transport> {
  protected:
   void SetUp() override {
-    if (GetParam() == Transport::tcp6 && !nh::ipv6_loopback_available()) {
+    if (GetParam() == Transport::tcp6 && !ipv6_loopback_available()) {
       GTEST_SKIP() << "::1 cannot be bound here";
     }
     (void)big_pattern();  // built outside the timed parts
   }
 
   /// A connected pair: ours (for the stream) and a raw blocking peer.
-  nh::StreamPair make_pair() { return nh::make_stream_pair(GetParam()); }
+  StreamPair make_pair() { return make_stream_pair(GetParam()); }
 
   /// Shrinks the kernel buffers between the two ends, so that a few hundred KiB fill them.
-  void shrink_buffers(nh::StreamPair& p) {
-    nh::set_int_option(p.ours.fd(), SOL_SOCKET, SO_SNDBUF, 32 * 1024);
-    nh::set_int_option(p.peer.get(), SOL_SOCKET, SO_RCVBUF, 32 * 1024);
+  void shrink_buffers(StreamPair& p) {
+    set_int_option(p.ours.fd(), SOL_SOCKET, SO_SNDBUF, 32 * 1024);
+    set_int_option(p.peer.get(), SOL_SOCKET, SO_RCVBUF, 32 * 1024);
   }
 
-  Deadline deadline_{60s};
+  HangGuard deadline_{60s};
 };
 
 // ---------------------------------------------------------------------------------------
@@ -287,8 +253,8 @@ class BlockingStreamTest : public ::testing::TestWithParam<Transport> {
 
 TEST_P(BlockingStreamTest, ReadLineReturnsLinesWithNewlineAndLastWithout) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
-  ASSERT_TRUE(nh::send_all(p.peer.get(), "one\ntwo\n\nthree"));
+  StreamPair p = make_pair();
+  ASSERT_TRUE(send_all(p.peer.get(), "one\ntwo\n\nthree"));
   ASSERT_EQ(::shutdown(p.peer.get(), SHUT_WR), 0);
   BlockingStream s(std::move(p.ours));
   s.set_timeout(kSafety);
@@ -312,7 +278,7 @@ TEST_P(BlockingStreamTest, ReadLineReturnsLinesWithNewlineAndLastWithout) {
 
 TEST_P(BlockingStreamTest, ReadLineOnEmptyStreamIsNullopt) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   p.peer.reset();
   BlockingStream s(std::move(p.ours));
   s.set_timeout(kSafety);
@@ -330,10 +296,10 @@ TEST_P(BlockingStreamTest, ReadLineOnEmptyStreamIsNullopt) {
 
 TEST_P(BlockingStreamTest, CrlfLoneCrAndNulAreKeptAsIs) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   using namespace std::string_literals;
   const std::string text = "crlf\r\nlone\rcr\n\r\n\0nul\0inside\0\nend\r"s;
-  ASSERT_TRUE(nh::send_all(p.peer.get(), text));
+  ASSERT_TRUE(send_all(p.peer.get(), text));
   ASSERT_EQ(::shutdown(p.peer.get(), SHUT_WR), 0);
   BlockingStream s(std::move(p.ours));
   s.set_timeout(kSafety);
@@ -348,7 +314,7 @@ TEST_P(BlockingStreamTest, CrlfLoneCrAndNulAreKeptAsIs) {
 
 TEST_P(BlockingStreamTest, LineSplitAcrossOneByteWrites) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   using namespace std::string_literals;
   const std::vector<std::string> lines = {"a\n",
                                           "hello world\r\n",
@@ -371,9 +337,9 @@ TEST_P(BlockingStreamTest, LineSplitAcrossOneByteWrites) {
   std::string wire;
   for (const auto& l : lines) wire += l;
 
-  nh::PeerThread peer(p.peer.get(), [&] {
+  PeerThread peer(p.peer.get(), [&] {
     for (char c : wire) {
-      if (!nh::send_all(p.peer.get(), std::string_view(&c, 1))) return;
+      if (!send_all(p.peer.get(), std::string_view(&c, 1))) return;
       std::this_thread::sleep_for(100us);
     }
     ::shutdown(p.peer.get(), SHUT_WR);
@@ -393,7 +359,7 @@ TEST_P(BlockingStreamTest, LineSplitAcrossOneByteWrites) {
 
 TEST_P(BlockingStreamTest, ManyLinesInOneBurstAreSplitExactly) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   std::string wire;
   std::vector<std::string> want;
   for (int i = 0; i < 5000; ++i) {
@@ -402,8 +368,8 @@ TEST_P(BlockingStreamTest, ManyLinesInOneBurstAreSplitExactly) {
     want.push_back(line);
     wire += line;
   }
-  nh::PeerThread peer(p.peer.get(), [&] {
-    nh::send_all(p.peer.get(), wire);
+  PeerThread peer(p.peer.get(), [&] {
+    send_all(p.peer.get(), wire);
     ::shutdown(p.peer.get(), SHUT_WR);
   });
   BlockingStream s(std::move(p.ours));
@@ -421,14 +387,14 @@ TEST_P(BlockingStreamTest, ManyLinesInOneBurstAreSplitExactly) {
 }
 
 // ---------------------------------------------------------------------------------------
-// The line cap (H2)
+// The line cap
 
 TEST_P(BlockingStreamTest, LineLongerThanTheCapFailsWithMessageSize) {
   for (const bool throwing : {false, true}) {
     SCOPED_TRACE(throwing ? "throwing form" : "error_code form");
     FdLeakCheck leak;
-    nh::StreamPair p = make_pair();
-    ASSERT_TRUE(nh::send_all(p.peer.get(), std::string(250, 'x') + "\nnext\n"));
+    StreamPair p = make_pair();
+    ASSERT_TRUE(send_all(p.peer.get(), std::string(250, 'x') + "\nnext\n"));
     BlockingStream s(std::move(p.ours));
     s.set_timeout(kSafety);
     EXPECT_EQ(s.max_line(), BlockingStream::kDefaultMaxLine);
@@ -439,7 +405,7 @@ TEST_P(BlockingStreamTest, LineLongerThanTheCapFailsWithMessageSize) {
     } else {
       std::error_code ec;
       EXPECT_EQ(s.read_line(ec), std::nullopt);
-      EXPECT_TRUE(nh::HasErrc(ec, std::errc::message_size));
+      EXPECT_TRUE(IsErrc(ec, std::errc::message_size));
     }
     EXPECT_LE(s.buffered_input(), 100u + 2) << "the cap and a CRLF at most";
   }
@@ -447,10 +413,10 @@ TEST_P(BlockingStreamTest, LineLongerThanTheCapFailsWithMessageSize) {
 
 TEST_P(BlockingStreamTest, LineUpToTheCapIsReturned) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   const std::string at_cap = std::string(99, 'y') + "\n";  // 100 bytes with its newline
   const std::string under = std::string(50, 'u') + "\r\n";
-  ASSERT_TRUE(nh::send_all(p.peer.get(), at_cap + under + at_cap));
+  ASSERT_TRUE(send_all(p.peer.get(), at_cap + under + at_cap));
   ASSERT_EQ(::shutdown(p.peer.get(), SHUT_WR), 0);
   BlockingStream s(std::move(p.ours));
   s.set_timeout(kSafety);
@@ -470,18 +436,18 @@ TEST_P(BlockingStreamTest, CapAppliesToALineAlreadyBuffered) {
   // read() may pull more than the cap into the buffer; a line found there that is longer than
   // the cap must still fail, whichever call buffered it.
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
-  ASSERT_TRUE(nh::send_all(p.peer.get(), "A" + std::string(40, 'x') + "\nok\n"));
+  StreamPair p = make_pair();
+  ASSERT_TRUE(send_all(p.peer.get(), "A" + std::string(40, 'x') + "\nok\n"));
   ASSERT_EQ(::shutdown(p.peer.get(), SHUT_WR), 0);
   BlockingStream s(std::move(p.ours));
   s.set_timeout(kSafety);
   // Give the whole burst time to arrive, so that read(1) may buffer all of it.
-  ASSERT_TRUE(nh::wait_for([&] { return nh::unread_bytes(s.fd()) >= 45; }));
+  ASSERT_TRUE(wait_for([&] { return unread_bytes(s.fd()) >= 45; }));
   EXPECT_EQ(s.read(1), "A");
   s.set_max_line(16);
   std::error_code ec;
   const auto line = s.read_line(ec);
-  EXPECT_TRUE(nh::HasErrc(ec, std::errc::message_size))
+  EXPECT_TRUE(IsErrc(ec, std::errc::message_size))
       << "returned " << (line ? std::to_string(line->size()) + " bytes" : "nothing")
       << " with a cap of 16";
   // What read() buffered stays buffered: read_line() only refuses to add to it.
@@ -490,17 +456,17 @@ TEST_P(BlockingStreamTest, CapAppliesToALineAlreadyBuffered) {
 TEST_P(BlockingStreamTest, TenMiBWithoutNewlineFailsWithBoundedMemory) {
   FdLeakCheck leak;
   AllocationWatch allocations;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   std::optional<BlockingStream> s;
   s.emplace(std::move(p.ours));
   s->set_timeout(kSafety);
   ASSERT_EQ(s->max_line(), std::size_t{64} * 1024);
   std::atomic<bool> peer_sent_all{false};
   {
-    nh::PeerThread peer(p.peer.get(), [&] {
+    PeerThread peer(p.peer.get(), [&] {
       const std::string chunk(64 * 1024, 'n');
       std::size_t sent = 0;
-      while (sent < (std::size_t{10} << 20) && nh::send_all(p.peer.get(), chunk)) {
+      while (sent < (std::size_t{10} << 20) && send_all(p.peer.get(), chunk)) {
         sent += chunk.size();
       }
       peer_sent_all.store(sent >= (std::size_t{10} << 20));
@@ -508,7 +474,7 @@ TEST_P(BlockingStreamTest, TenMiBWithoutNewlineFailsWithBoundedMemory) {
     std::error_code ec;
     const auto t0 = Clock::now();
     const auto line = s->read_line(ec);
-    EXPECT_TRUE(nh::HasErrc(ec, std::errc::message_size))
+    EXPECT_TRUE(IsErrc(ec, std::errc::message_size))
         << "returned " << (line ? std::to_string(line->size()) + " bytes" : "nothing");
     EXPECT_LT(ms_since(t0), 5000.0);
     EXPECT_LE(s->buffered_input(), s->max_line() + 2);
@@ -528,13 +494,13 @@ TEST_P(BlockingStreamTest, TenMiBWithoutNewlineFailsWithBoundedMemory) {
 
 TEST_P(BlockingStreamTest, ReadReturnsExactlyNAndFewerOnlyAtEof) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
-  nh::PeerThread peer(p.peer.get(), [&] {
-    nh::send_all(p.peer.get(), "abc");
+  StreamPair p = make_pair();
+  PeerThread peer(p.peer.get(), [&] {
+    send_all(p.peer.get(), "abc");
     std::this_thread::sleep_for(50ms);
-    nh::send_all(p.peer.get(), "d");
+    send_all(p.peer.get(), "d");
     std::this_thread::sleep_for(20ms);
-    nh::send_all(p.peer.get(), "efghij");
+    send_all(p.peer.get(), "efghij");
     ::shutdown(p.peer.get(), SHUT_WR);
   });
   BlockingStream s(std::move(p.ours));
@@ -556,11 +522,11 @@ TEST_P(BlockingStreamTest, ReadReturnsExactlyNAndFewerOnlyAtEof) {
 
 TEST_P(BlockingStreamTest, ReadLineAndReadShareOneBuffer) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
-  const std::string body = nh::pattern(7, 100000);
-  ASSERT_TRUE(nh::send_all(p.peer.get(), "HEADER 100000\r\n"));
-  nh::PeerThread peer(p.peer.get(), [&] {
-    nh::send_all(p.peer.get(), body + "trailer\nx");
+  StreamPair p = make_pair();
+  const std::string body = pattern(7, 100000);
+  ASSERT_TRUE(send_all(p.peer.get(), "HEADER 100000\r\n"));
+  PeerThread peer(p.peer.get(), [&] {
+    send_all(p.peer.get(), body + "trailer\nx");
     ::shutdown(p.peer.get(), SHUT_WR);
   });
   BlockingStream s(std::move(p.ours));
@@ -576,10 +542,10 @@ TEST_P(BlockingStreamTest, ReadLineAndReadShareOneBuffer) {
 
 TEST_P(BlockingStreamTest, ReadSomeReturnsWhatIsThere) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   BlockingStream s(std::move(p.ours));
   s.set_timeout(kSafety);
-  ASSERT_TRUE(nh::send_all(p.peer.get(), "hello"));
+  ASSERT_TRUE(send_all(p.peer.get(), "hello"));
   std::string got;
   std::error_code ec;
   for (int i = 0; i < 5 && got.size() < 5; ++i) {
@@ -591,8 +557,8 @@ TEST_P(BlockingStreamTest, ReadSomeReturnsWhatIsThere) {
   EXPECT_EQ(got, "hello");
 
   // max caps what one call returns; the rest stays for the next call.
-  ASSERT_TRUE(nh::send_all(p.peer.get(), "0123456789"));
-  ASSERT_TRUE(nh::wait_for([&] { return nh::unread_bytes(s.fd()) >= 10; }));
+  ASSERT_TRUE(send_all(p.peer.get(), "0123456789"));
+  ASSERT_TRUE(wait_for([&] { return unread_bytes(s.fd()) >= 10; }));
   std::string a = s.read_some(3, ec);
   ASSERT_FALSE(ec) << ec.message();
   EXPECT_GE(a.size(), 1u);
@@ -607,7 +573,7 @@ TEST_P(BlockingStreamTest, ReadSomeReturnsWhatIsThere) {
   EXPECT_EQ(a, "0123456789");
 
   // Buffered input is returned without waiting on a now silent peer.
-  ASSERT_TRUE(nh::send_all(p.peer.get(), "line\nrest"));
+  ASSERT_TRUE(send_all(p.peer.get(), "line\nrest"));
   EXPECT_EQ(s.read_line(), std::optional<std::string>("line\n"));
   s.set_timeout(2s);
   const auto t0 = Clock::now();
@@ -628,10 +594,10 @@ TEST_P(BlockingStreamTest, ReadSomeReturnsWhatIsThere) {
 
 TEST_P(BlockingStreamTest, SixteenMiBReadInMixedSizes) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   const std::string& data = big_pattern();
-  nh::PeerThread peer(p.peer.get(), [&] {
-    nh::send_all(p.peer.get(), data);
+  PeerThread peer(p.peer.get(), [&] {
+    send_all(p.peer.get(), data);
     ::shutdown(p.peer.get(), SHUT_WR);
   });
   BlockingStream s(std::move(p.ours));
@@ -655,11 +621,11 @@ TEST_P(BlockingStreamTest, SixteenMiBReadInMixedSizes) {
 
 TEST_P(BlockingStreamTest, WriteAndFlushSixteenMiBToASlowReader) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   const std::string& data = big_pattern();
   PeerRead got;
-  nh::PeerThread peer(p.peer.get(),
-                      [&] { got = read_until_eof(p.peer.get(), 16 * 1024, 100us, kBig + 1); });
+  PeerThread peer(p.peer.get(),
+                  [&] { got = read_until_eof(p.peer.get(), 16 * 1024, 100us, kBig + 1); });
   BlockingStream s(std::move(p.ours));
   s.set_timeout(kSafety);
   // Pieces of every kind: tiny ones that stay buffered, ones that cross the 64 KiB mark, and
@@ -689,7 +655,7 @@ TEST_P(BlockingStreamTest, WriteAndFlushSixteenMiBToASlowReader) {
 
 TEST_P(BlockingStreamTest, SmallWritesStayBufferedUntilFlush) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   BlockingStream s(std::move(p.ours));
   s.set_timeout(kSafety);
   s.write("hello ");
@@ -698,10 +664,10 @@ TEST_P(BlockingStreamTest, SmallWritesStayBufferedUntilFlush) {
   EXPECT_FALSE(ec);
   EXPECT_EQ(s.buffered_output(), 12u);
   std::this_thread::sleep_for(20ms);
-  EXPECT_EQ(nh::unread_bytes(p.peer.get()), 0) << "written out before flush()";
+  EXPECT_EQ(unread_bytes(p.peer.get()), 0) << "written out before flush()";
   s.flush();
   EXPECT_EQ(s.buffered_output(), 0u);
-  ASSERT_TRUE(nh::wait_for([&] { return nh::unread_bytes(p.peer.get()) >= 12; }));
+  ASSERT_TRUE(wait_for([&] { return unread_bytes(p.peer.get()) >= 12; }));
   EXPECT_EQ(test::drain(p.peer.get(), 12), "hello world\n");
   s.flush(ec);  // nothing to flush
   EXPECT_FALSE(ec);
@@ -709,12 +675,12 @@ TEST_P(BlockingStreamTest, SmallWritesStayBufferedUntilFlush) {
 
 TEST_P(BlockingStreamTest, ShutdownWriteFlushesThenPeerReadsEof) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   BlockingStream s(std::move(p.ours));
   s.set_timeout(kSafety);
-  const std::string tail = nh::pattern(99, 300000);
+  const std::string tail = pattern(99, 300000);
   PeerRead got;
-  nh::PeerThread peer(p.peer.get(), [&] { got = read_until_eof(p.peer.get()); });
+  PeerThread peer(p.peer.get(), [&] { got = read_until_eof(p.peer.get()); });
   s.write("unflushed head\n");
   s.write(tail);  // over 64 KiB: may go out at once
   s.write("unflushed tail");
@@ -727,7 +693,7 @@ TEST_P(BlockingStreamTest, ShutdownWriteFlushesThenPeerReadsEof) {
   EXPECT_TRUE(SameBytes(got.bytes, "unflushed head\n" + tail + "unflushed tail"));
 
   // Reading still works after our side is shut.
-  ASSERT_TRUE(nh::send_all(p.peer.get(), "reply\n"));
+  ASSERT_TRUE(send_all(p.peer.get(), "reply\n"));
   EXPECT_EQ(s.read_line(), std::optional<std::string>("reply\n"));
 }
 
@@ -743,7 +709,7 @@ TEST_P(BlockingStreamTest, WriteToClosedPeerFailsWithoutSigpipe) {
 
   for (const bool throwing : {false, true}) {
     SCOPED_TRACE(throwing ? "throwing form" : "error_code form");
-    nh::StreamPair p = make_pair();
+    StreamPair p = make_pair();
     BlockingStream s(std::move(p.ours));
     s.set_timeout(kSafety);
     p.peer.reset();
@@ -773,15 +739,15 @@ TEST_P(BlockingStreamTest, FlushToResetPeerFailsWithoutSigpipe) {
   ScopedDisposition sigpipe(SIGPIPE);
   sigpipe.install(SIG_DFL);
   ScopedUnblock unblock(SIGPIPE);
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   BlockingStream s(std::move(p.ours));
   s.set_timeout(kSafety);
   // The peer has unread input when it goes: TCP sends a reset, Unix reports ECONNRESET.
-  ASSERT_TRUE(nh::send_all(p.peer.get(), "unread by us\n"));
+  ASSERT_TRUE(send_all(p.peer.get(), "unread by us\n"));
   s.write("unread by the peer\n");
   s.flush();
-  ASSERT_TRUE(nh::wait_for([&] { return nh::unread_bytes(p.peer.get()) > 0; }));
-  nh::reset_close(p.peer);
+  ASSERT_TRUE(wait_for([&] { return unread_bytes(p.peer.get()) > 0; }));
+  reset_close(p.peer);
   std::error_code ec;
   for (int i = 0; i < 2000 && !ec; ++i) {
     s.write("more\n", ec);
@@ -796,18 +762,18 @@ TEST_P(BlockingStreamTest, FlushToResetPeerFailsWithoutSigpipe) {
 
 TEST_P(BlockingStreamTest, ReadLineTimesOutAndLosesNothing) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   BlockingStream s(std::move(p.ours));
   EXPECT_EQ(s.timeout(), 0ms);
   s.set_timeout(200ms);
   EXPECT_EQ(s.timeout(), 200ms);
-  ASSERT_TRUE(nh::send_all(p.peer.get(), "par"));
+  ASSERT_TRUE(send_all(p.peer.get(), "par"));
 
   std::error_code ec;
   auto t0 = Clock::now();
   auto line = s.read_line(ec);
   double took = ms_since(t0);
-  EXPECT_TRUE(nh::HasErrc(ec, std::errc::timed_out));
+  EXPECT_TRUE(IsErrc(ec, std::errc::timed_out));
   EXPECT_EQ(line, std::nullopt);
   EXPECT_GE(took, 180.0);
   EXPECT_LT(took, 2000.0);
@@ -818,13 +784,13 @@ TEST_P(BlockingStreamTest, ReadLineTimesOutAndLosesNothing) {
   EXPECT_GE(took, 180.0);
   EXPECT_LT(took, 2000.0);
 
-  ASSERT_TRUE(nh::send_all(p.peer.get(), "tial\nnext"));
+  ASSERT_TRUE(send_all(p.peer.get(), "tial\nnext"));
   line = s.read_line(ec);
   EXPECT_FALSE(ec) << ec.message();
   EXPECT_EQ(line, std::optional<std::string>("partial\n"));
 
   // A line that arrives during the wait is returned, not a timeout.
-  Later sender(50ms, [&] { nh::send_all(p.peer.get(), " line\n"); });
+  Later sender(50ms, [&] { send_all(p.peer.get(), " line\n"); });
   line = s.read_line(ec);
   EXPECT_FALSE(ec) << ec.message();
   EXPECT_EQ(line, std::optional<std::string>("next line\n"));
@@ -832,33 +798,33 @@ TEST_P(BlockingStreamTest, ReadLineTimesOutAndLosesNothing) {
 
 TEST_P(BlockingStreamTest, ReadAndReadSomeTimeOutAndLoseNothing) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   BlockingStream s(std::move(p.ours));
   s.set_timeout(200ms);
   std::error_code ec;
 
   auto t0 = Clock::now();
   EXPECT_EQ(s.read_some(10, ec), "");
-  EXPECT_TRUE(nh::HasErrc(ec, std::errc::timed_out));
+  EXPECT_TRUE(IsErrc(ec, std::errc::timed_out));
   EXPECT_GE(ms_since(t0), 180.0);
   EXPECT_TRUE(test::ThrowsErrc([&] { (void)s.read_some(10); }, std::errc::timed_out));
 
-  ASSERT_TRUE(nh::send_all(p.peer.get(), "0123"));
+  ASSERT_TRUE(send_all(p.peer.get(), "0123"));
   t0 = Clock::now();
   (void)s.read(10, ec);
-  EXPECT_TRUE(nh::HasErrc(ec, std::errc::timed_out));
+  EXPECT_TRUE(IsErrc(ec, std::errc::timed_out));
   EXPECT_GE(ms_since(t0), 180.0);
   EXPECT_LT(ms_since(t0), 2000.0);
   EXPECT_TRUE(test::ThrowsErrc([&] { (void)s.read(10); }, std::errc::timed_out));
 
-  ASSERT_TRUE(nh::send_all(p.peer.get(), "456789"));
+  ASSERT_TRUE(send_all(p.peer.get(), "456789"));
   EXPECT_EQ(s.read(10, ec), "0123456789");
   EXPECT_FALSE(ec) << ec.message();
 }
 
 TEST_P(BlockingStreamTest, FlushTimesOutOnAPeerThatDoesNotRead) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   shrink_buffers(p);
   BlockingStream s(std::move(p.ours));
   s.set_timeout(200ms);
@@ -870,7 +836,7 @@ TEST_P(BlockingStreamTest, FlushTimesOutOnAPeerThatDoesNotRead) {
   const auto t0 = Clock::now();
   s.flush(ec);
   const double took = ms_since(t0);
-  EXPECT_TRUE(nh::HasErrc(ec, std::errc::timed_out));
+  EXPECT_TRUE(IsErrc(ec, std::errc::timed_out));
   EXPECT_GE(took, 180.0);
   EXPECT_LT(took, 2000.0);
   EXPECT_TRUE(test::ThrowsErrc([&] { s.flush(); }, std::errc::timed_out));
@@ -878,11 +844,11 @@ TEST_P(BlockingStreamTest, FlushTimesOutOnAPeerThatDoesNotRead) {
 
 TEST_P(BlockingStreamTest, ZeroTimeoutWaitsAsLongAsItTakes) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   BlockingStream s(std::move(p.ours));
   s.set_timeout(0ms);
   // The line comes after 700 ms; the deadline (60 s) bounds a wait that never ends.
-  Later sender(700ms, [&] { nh::send_all(p.peer.get(), "late\n"); });
+  Later sender(700ms, [&] { send_all(p.peer.get(), "late\n"); });
   const auto t0 = Clock::now();
   std::error_code ec;
   EXPECT_EQ(s.read_line(ec), std::optional<std::string>("late\n"));
@@ -896,10 +862,10 @@ TEST_P(BlockingStreamTest, ZeroTimeoutWaitsAsLongAsItTakes) {
 TEST_P(BlockingStreamTest, CancelWakesABlockedReadLine) {
   FdLeakCheck leak;
   test::Fd cancel = make_cancel_fd();
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   BlockingStream s(std::move(p.ours), cancel.get());
   s.set_timeout(kSafety);
-  ASSERT_TRUE(nh::send_all(p.peer.get(), "half a "));
+  ASSERT_TRUE(send_all(p.peer.get(), "half a "));
 
   const auto t0 = Clock::now();
   Later canceller(150ms, [&] { signal_cancel(cancel.get()); });
@@ -907,7 +873,7 @@ TEST_P(BlockingStreamTest, CancelWakesABlockedReadLine) {
   const auto line = s.read_line(ec);
   const auto returned = Clock::now();
   canceller.join();
-  EXPECT_TRUE(nh::HasErrc(ec, std::errc::operation_canceled));
+  EXPECT_TRUE(IsErrc(ec, std::errc::operation_canceled));
   EXPECT_EQ(line, std::nullopt);
   EXPECT_GE(ms_since(t0), 100.0) << "returned before the cancel";
   EXPECT_LT(ms_between(canceller.when(), returned), 1000.0);
@@ -915,11 +881,11 @@ TEST_P(BlockingStreamTest, CancelWakesABlockedReadLine) {
   // Still cancelled while the fd stays readable, in both forms.
   EXPECT_TRUE(test::ThrowsErrc([&] { (void)s.read_line(); }, std::errc::operation_canceled));
   EXPECT_EQ(s.read(100, ec), "");  // needs more than is buffered: a wait
-  EXPECT_TRUE(nh::HasErrc(ec, std::errc::operation_canceled));
+  EXPECT_TRUE(IsErrc(ec, std::errc::operation_canceled));
 
   // Nothing buffered was lost: once the cancel is withdrawn the line completes.
   reset_cancel(cancel.get());
-  ASSERT_TRUE(nh::send_all(p.peer.get(), "line\n"));
+  ASSERT_TRUE(send_all(p.peer.get(), "line\n"));
   EXPECT_EQ(s.read_line(ec), std::optional<std::string>("half a line\n"));
   EXPECT_FALSE(ec) << ec.message();
 }
@@ -927,7 +893,7 @@ TEST_P(BlockingStreamTest, CancelWakesABlockedReadLine) {
 TEST_P(BlockingStreamTest, CancelWakesABlockedBigWrite) {
   FdLeakCheck leak;
   test::Fd cancel = make_cancel_fd();
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   shrink_buffers(p);
   BlockingStream s(std::move(p.ours), cancel.get());
   s.set_timeout(kSafety);
@@ -937,14 +903,14 @@ TEST_P(BlockingStreamTest, CancelWakesABlockedBigWrite) {
   if (!ec) s.flush(ec);
   const auto returned = Clock::now();
   canceller.join();
-  EXPECT_TRUE(nh::HasErrc(ec, std::errc::operation_canceled));
+  EXPECT_TRUE(IsErrc(ec, std::errc::operation_canceled));
   EXPECT_LT(ms_between(canceller.when(), returned), 1000.0);
 }
 
 TEST_P(BlockingStreamTest, CancelWakesABlockedFlush) {
   FdLeakCheck leak;
   test::Fd cancel = make_cancel_fd();
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   shrink_buffers(p);
   BlockingStream s(std::move(p.ours), cancel.get());
   s.set_timeout(kSafety);
@@ -962,14 +928,14 @@ TEST_P(BlockingStreamTest, CancelWakesABlockedFlush) {
   EXPECT_GE(ms_since(t0), 100.0) << "returned before the cancel";
   EXPECT_LT(ms_between(canceller.when(), returned), 1000.0);
   s.flush(ec);
-  EXPECT_TRUE(nh::HasErrc(ec, std::errc::operation_canceled));
+  EXPECT_TRUE(IsErrc(ec, std::errc::operation_canceled));
 }
 
 TEST_P(BlockingStreamTest, CancelFdIsNotOwned) {
   FdLeakCheck leak;
   test::Fd cancel = make_cancel_fd();
   {
-    nh::StreamPair p = make_pair();
+    StreamPair p = make_pair();
     BlockingStream s(std::move(p.ours), cancel.get());
   }
   EXPECT_EQ(::fcntl(cancel.get(), F_GETFD), FD_CLOEXEC) << "the stream closed the cancel fd";
@@ -980,8 +946,8 @@ TEST_P(BlockingStreamTest, CancelFdIsNotOwned) {
 
 TEST_P(BlockingStreamTest, BlockingSocketIsMadeNonBlocking) {
   FdLeakCheck leak;
-  nh::StreamPair p = make_pair();
-  nh::set_nonblocking(p.ours.fd(), false);
+  StreamPair p = make_pair();
+  set_nonblocking(p.ours.fd(), false);
   BlockingStream s(std::move(p.ours));
   EXPECT_NE(::fcntl(s.fd(), F_GETFL) & O_NONBLOCK, 0);
   EXPECT_EQ(s.socket().fd(), s.fd());
@@ -990,18 +956,18 @@ TEST_P(BlockingStreamTest, BlockingSocketIsMadeNonBlocking) {
   const auto t0 = Clock::now();
   std::error_code ec;
   EXPECT_EQ(s.read_line(ec), std::nullopt);
-  EXPECT_TRUE(nh::HasErrc(ec, std::errc::timed_out));
+  EXPECT_TRUE(IsErrc(ec, std::errc::timed_out));
   EXPECT_LT(ms_since(t0), 2000.0);
 }
 
 // ---------------------------------------------------------------------------------------
-// S11: signals never break an operation
+// Signals never break an operation
 
 TEST_P(BlockingStreamTest, SixteenMiBWrittenUnderSignals) {
   FdLeakCheck leak;
   ScopedDisposition usr1(SIGUSR1);
   usr1.install_counting(0);  // no SA_RESTART: every interruptible call sees EINTR
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   const std::string& data = big_pattern();
   std::error_code write_ec;
   std::atomic<bool> ready{false};
@@ -1043,7 +1009,7 @@ TEST_P(BlockingStreamTest, SixteenMiBReadUnderSignals) {
   FdLeakCheck leak;
   ScopedDisposition usr1(SIGUSR1);
   usr1.install_counting(0);
-  nh::StreamPair p = make_pair();
+  StreamPair p = make_pair();
   const std::string& data = big_pattern();
   // Lines first (read_line under signals), then the raw 16 MiB.
   std::string lines;
@@ -1077,16 +1043,16 @@ TEST_P(BlockingStreamTest, SixteenMiBReadUnderSignals) {
     bool sent = true;
     // Small pieces with pauses, so that the reader keeps blocking.
     for (std::size_t off = 0; sent && off < lines.size(); off += 4096) {
-      sent = nh::send_all(p.peer.get(), std::string_view(lines).substr(off, 4096));
+      sent = send_all(p.peer.get(), std::string_view(lines).substr(off, 4096));
       std::this_thread::sleep_for(50us);
     }
     for (std::size_t off = 0; sent && off < data.size(); off += 32 * 1024) {
-      sent = nh::send_all(p.peer.get(), std::string_view(data).substr(off, 32 * 1024));
+      sent = send_all(p.peer.get(), std::string_view(data).substr(off, 32 * 1024));
       std::this_thread::sleep_for(50us);
     }
     ::shutdown(p.peer.get(), sent ? SHUT_WR : SHUT_RDWR);
     // The storm must end before the handler is joined (pthread_kill needs a live id).
-    EXPECT_TRUE(nh::wait_for([&] { return finished.load(); }, 30000ms));
+    EXPECT_TRUE(wait_for([&] { return finished.load(); }, 30000ms));
     storm.stop();
     handler.join();
     EXPECT_TRUE(sent);
@@ -1101,11 +1067,11 @@ TEST_P(BlockingStreamTest, SixteenMiBReadUnderSignals) {
               test::g_signal_counts[SIGUSR1].load());
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, BlockingStreamTest,
+INSTANTIATE_TEST_SUITE_P(AllTransports, BlockingStreamTest,
                          ::testing::Values(Transport::tcp4, Transport::tcp6,
                                            Transport::unix_stream),
                          [](const ::testing::TestParamInfo<Transport>& info) {
-                           return std::string(nh::name(info.param));
+                           return std::string(name(info.param));
                          });
 
 }  // namespace

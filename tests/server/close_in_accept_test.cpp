@@ -1,4 +1,4 @@
-// S10: closing inside the accept path, on every backend. Nothing may be closed twice and
+// Closing inside the accept path, on every backend. Nothing may be closed twice and
 // nothing delivered after the close. A library that closes an fd number a second time
 // closes whatever the program opened in the meantime; so right after each close the test
 // opens pipes (which take the freed numbers), makes them readable, and checks at the end
@@ -34,11 +34,16 @@
 #include "reactor/server/datagram_server.hpp"
 #include "reactor/server/handlers.hpp"
 #include "reactor/server/stream_server.hpp"
-#include "tests/server/server_test_util.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
-#include "tests/support/net_test_util.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/patterns.hpp"
+#include "tests/support/processes.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
@@ -59,20 +64,19 @@ using reactor::StreamServer;
 using reactor::StreamService;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
-namespace su = reactor::test::serverutil;
-namespace nu = reactor::test::netutil;
-using su::Clock;
+using namespace reactor::test;
+using Clock = reactor::test::SteadyClock;
 
 class CloseInAcceptTest : public reactor::test::BackendTest {
  protected:
   void SetUp() override {
-    reactor::test::warm_up_backend(backend());
-    threads_before_ = su::thread_count();
+    reactor::test::warm_up(backend());
+    threads_before_ = thread_count();
   }
   void TearDown() override {
-    EXPECT_TRUE(su::wait_for([&] { return su::thread_count() == threads_before_; }, 2000ms))
-        << su::thread_count() << " threads, " << threads_before_ << " before the test";
-    EXPECT_TRUE(su::child_pids().empty());
+    EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before_; }, 2000ms))
+        << thread_count() << " threads, " << threads_before_ << " before the test";
+    EXPECT_TRUE(child_pids().empty());
   }
 
  private:
@@ -87,10 +91,10 @@ std::vector<Fd> pending_stream_clients(const Address& to) {
   std::vector<Fd> clients;
   for (std::size_t i = 0; i < kPending; ++i) {
     int err = 0;
-    Fd fd = su::connect_stream(to, err, {}, 5s);
+    Fd fd = connect_stream(to, err, {}, 5s);
     EXPECT_GE(fd.get(), 0) << std::strerror(err);
     if (fd.get() < 0) break;
-    su::send_all(fd.get(), "hi\n");
+    send_all(fd.get(), "hi\n");
     clients.push_back(std::move(fd));
   }
   return clients;
@@ -99,21 +103,21 @@ std::vector<Fd> pending_stream_clients(const Address& to) {
 /// Every client's connection was ended (EOF or reset) without a byte arriving.
 void expect_ended_without_data(std::vector<Fd>& clients) {
   for (std::size_t i = 0; i < clients.size(); ++i) {
-    const su::ClientRead r = su::read_to_end(clients[i].get());
+    const ClientRead r = read_to_end(clients[i].get());
     EXPECT_TRUE(r.ended()) << "client " << i << ": " << r.describe();
     EXPECT_EQ(r.bytes, "") << "client " << i << " was sent data after the close";
   }
 }
 
 /// A stream service that logs every handler run ("H") and echoes.
-StreamService logging_echo(su::PipeLog& log) {
-  class Events : public su::EchoEvents {
+StreamService logging_echo(PipeLog& log) {
+  class Events : public EchoEvents {
    public:
-    explicit Events(su::PipeLog& log) : log_(log) {}
+    explicit Events(PipeLog& log) : log_(log) {}
     void on_connect(Connection&) override { log_.write("H"); }
 
    private:
-    su::PipeLog& log_;
+    PipeLog& log_;
   };
   return StreamService(reactor::stream_handler([&log](reactor::BlockingStream& s, const Address&) {
                          log.write("H");
@@ -136,17 +140,17 @@ struct Inside {
 };
 
 TEST_P(CloseInAcceptTest, ShutdownAndCloseInsideVerifyRequestWithStreamClientsPending) {
-  su::HangGuard hang(60s);
-  const std::size_t threads_before = su::thread_count();
+  HangGuard hang(60s);
+  const std::size_t threads_before = thread_count();
   for (Model m : {Model::sync, Model::threading, Model::forking, Model::reactor}) {
-    if (!su::testable(m)) continue;
-    SCOPED_TRACE(su::model_name(m));
+    if (!testable(m)) continue;
+    SCOPED_TRACE(model_name(m));
     FdLeakCheck leaks;
-    su::PipeLog log;
-    su::ReusePipes reuse;
+    PipeLog log;
+    ReusePipes reuse;
     Inside inside;
     std::unique_ptr<StreamServer> server;
-    ServerOptions o = su::options_for(m, backend());
+    ServerOptions o = options_for(m, backend());
     o.verify_request = [&](const Address&) {
       if (inside.calls++ == 0) {
         server->shutdown();
@@ -162,7 +166,7 @@ TEST_P(CloseInAcceptTest, ShutdownAndCloseInsideVerifyRequestWithStreamClientsPe
     inside.listener_fd = server->fileno();
     std::vector<Fd> clients = pending_stream_clients(server->address());
     {
-      su::Serving serving(*server);
+      Serving serving(*server);
       EXPECT_TRUE(serving.wait_returned(3000ms)) << "serve_forever went on after server_close";
       EXPECT_EQ(serving.error(), "");
     }
@@ -176,29 +180,29 @@ TEST_P(CloseInAcceptTest, ShutdownAndCloseInsideVerifyRequestWithStreamClientsPe
     server->shutdown();
     EXPECT_TRUE(log.lines().empty()) << "a handler ran after server_close";
     EXPECT_EQ(server->stats().handled, 0u);
-    EXPECT_TRUE(su::child_pids().empty());
+    EXPECT_TRUE(child_pids().empty());
     server.reset();
     EXPECT_TRUE(reuse.intact()) << "after the server was destroyed";
-    for (Fd& c : clients) su::hang_up(c);
+    for (Fd& c : clients) hang_up(c);
     reuse.close();
   }
-  EXPECT_TRUE(su::wait_for([&] { return su::thread_count() == threads_before; }, 2000ms));
-  EXPECT_TRUE(su::waitpid_finds_no_child());
+  EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before; }, 2000ms));
+  EXPECT_TRUE(waitpid_finds_no_child());
 }
 
 TEST_P(CloseInAcceptTest, ShutdownAndCloseInsideVerifyRequestWithDatagramsPending) {
-  su::HangGuard hang(60s);
-  const std::size_t threads_before = su::thread_count();
+  HangGuard hang(60s);
+  const std::size_t threads_before = thread_count();
   for (Model m : {Model::sync, Model::threading, Model::forking, Model::reactor}) {
-    if (!su::testable(m)) continue;
-    for (su::Transport t : {su::Transport::udp, su::Transport::unixdgram}) {
-      SCOPED_TRACE(su::model_name(m) + " " + su::transport_name(t));
+    if (!testable(m)) continue;
+    for (Transport t : {Transport::udp4, Transport::unix_dgram}) {
+      SCOPED_TRACE(model_name(m) + " " + name(t));
       FdLeakCheck leaks;
-      su::PipeLog log;
-      su::ReusePipes reuse;
+      PipeLog log;
+      ReusePipes reuse;
       Inside inside;
       std::unique_ptr<DatagramServer> server;
-      ServerOptions o = su::options_for(m, backend());
+      ServerOptions o = options_for(m, backend());
       o.verify_request = [&](const Address&) {
         if (inside.calls++ == 0) {
           server->shutdown();
@@ -211,7 +215,7 @@ TEST_P(CloseInAcceptTest, ShutdownAndCloseInsideVerifyRequestWithDatagramsPendin
         return true;
       };
       server = std::make_unique<DatagramServer>(
-          su::bind_address(t),
+          bind_address(t),
           [&log](DatagramRequest& r) {
             log.write("H");
             r.reply(r.data());
@@ -220,11 +224,11 @@ TEST_P(CloseInAcceptTest, ShutdownAndCloseInsideVerifyRequestWithDatagramsPendin
       inside.listener_fd = server->fileno();
       std::vector<Fd> clients;
       for (std::size_t i = 0; i < kPending; ++i) {
-        clients.push_back(su::datagram_client(server->address()));
-        ASSERT_TRUE(su::send_datagram(clients.back().get(), server->address(), "hi"));
+        clients.push_back(datagram_client(server->address()));
+        ASSERT_TRUE(send_datagram(clients.back().get(), server->address(), "hi"));
       }
       {
-        su::Serving serving(*server);
+        Serving serving(*server);
         EXPECT_TRUE(serving.wait_returned(3000ms)) << "serve_forever went on after server_close";
         EXPECT_EQ(serving.error(), "");
       }
@@ -232,7 +236,7 @@ TEST_P(CloseInAcceptTest, ShutdownAndCloseInsideVerifyRequestWithDatagramsPendin
       EXPECT_EQ(inside.fileno_after_close, -1);
       EXPECT_EQ(server->fileno(), -1);
       EXPECT_TRUE(inside.listener_number_reused) << "no pipe took the socket's number";
-      for (Fd& c : clients) EXPECT_TRUE(su::nothing_queued(c.get())) << "a datagram was answered";
+      for (Fd& c : clients) EXPECT_TRUE(nothing_queued(c.get())) << "a datagram was answered";
       EXPECT_TRUE(reuse.intact()) << "after serve_forever returned";
       EXPECT_TRUE(log.lines().empty()) << "a handler ran after server_close";
       server.reset();
@@ -240,8 +244,8 @@ TEST_P(CloseInAcceptTest, ShutdownAndCloseInsideVerifyRequestWithDatagramsPendin
       reuse.close();
     }
   }
-  EXPECT_TRUE(su::wait_for([&] { return su::thread_count() == threads_before; }, 2000ms));
-  EXPECT_TRUE(su::waitpid_finds_no_child());
+  EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before; }, 2000ms));
+  EXPECT_TRUE(waitpid_finds_no_child());
 }
 
 /// Calls on the event handlers of one server (all on the serving thread).
@@ -281,11 +285,11 @@ class CountingEvents : public EventHandler {
 // Reactor, and a pool of one loop (its handlers run on the serving thread too; with more
 // loops on_connect runs on other threads, where server_close() may not be called).
 TEST_P(CloseInAcceptTest, ShutdownAndCloseInsideOnConnectWithClientsPending) {
-  su::HangGuard hang(60s);
+  HangGuard hang(60s);
   for (Model m : {Model::reactor, Model::pool}) {
-    SCOPED_TRACE(su::model_name(m));
+    SCOPED_TRACE(model_name(m));
     FdLeakCheck leaks;
-    su::ReusePipes reuse;
+    ReusePipes reuse;
     EventTally tally;
     Inside inside;
     std::unique_ptr<StreamServer> server;
@@ -297,7 +301,7 @@ TEST_P(CloseInAcceptTest, ShutdownAndCloseInsideOnConnectWithClientsPending) {
       reuse.fill();
       inside.listener_number_reused = reuse.holds(inside.listener_fd);
     };
-    ServerOptions o = su::options_for(m, backend());
+    ServerOptions o = options_for(m, backend());
     o.threads = 1;
     server = std::make_unique<StreamServer>(
         Address::ipv4_loopback(0),
@@ -308,7 +312,7 @@ TEST_P(CloseInAcceptTest, ShutdownAndCloseInsideOnConnectWithClientsPending) {
     inside.listener_fd = server->fileno();
     std::vector<Fd> clients = pending_stream_clients(server->address());
     {
-      su::Serving serving(*server);
+      Serving serving(*server);
       EXPECT_TRUE(serving.wait_returned(3000ms)) << "serve_forever went on after server_close";
       EXPECT_EQ(serving.error(), "");
     }
@@ -323,7 +327,7 @@ TEST_P(CloseInAcceptTest, ShutdownAndCloseInsideOnConnectWithClientsPending) {
     server.reset();
     EXPECT_TRUE(reuse.intact()) << "after the server was destroyed";
     EXPECT_EQ(tally.closes, 1);
-    for (Fd& c : clients) su::hang_up(c);
+    for (Fd& c : clients) hang_up(c);
     reuse.close();
   }
 }
@@ -335,10 +339,10 @@ std::vector<Fd> raw_clients(const Address& to) {
   std::vector<Fd> clients;
   for (std::size_t i = 0; i < kPending; ++i) {
     int err = 0;
-    Fd fd = nu::raw_connect(to, err);
+    Fd fd = raw_connect(to, err);
     EXPECT_GE(fd.get(), 0) << std::strerror(err);
     if (fd.get() < 0) break;
-    EXPECT_NE(nu::wait_fd(fd.get(), POLLOUT, 5000) & POLLOUT, 0);
+    EXPECT_NE(wait_fd(fd.get(), POLLOUT, 5000) & POLLOUT, 0);
     ::send(fd.get(), "x", 1, MSG_NOSIGNAL);
     clients.push_back(std::move(fd));
   }
@@ -349,25 +353,24 @@ std::vector<Fd> raw_clients(const Address& to) {
 /// without data.
 void expect_raw_clients_ended(std::vector<Fd>& clients) {
   for (std::size_t i = 0; i < clients.size(); ++i) {
-    std::string got;
-    nu::ReadResult r = nu::ReadResult::again;
+    PeerInput in;
     const auto deadline = Clock::now() + 2s;
-    while (r != nu::ReadResult::eof && r != nu::ReadResult::error && Clock::now() < deadline) {
-      nu::wait_fd(clients[i].get(), POLLIN, 100);
-      r = nu::read_some(clients[i].get(), got, 4096);
+    while (!in.eof && in.error == 0 && Clock::now() < deadline) {
+      wait_fd(clients[i].get(), POLLIN, 100);
+      drain_into(clients[i].get(), in, 4096);
     }
-    EXPECT_TRUE(r == nu::ReadResult::eof || r == nu::ReadResult::error) << "client " << i;
-    EXPECT_EQ(got, "") << "client " << i;
+    EXPECT_TRUE(in.eof || in.error != 0) << "client " << i;
+    EXPECT_EQ(in.bytes, "") << "client " << i;
   }
 }
 
 TEST_P(CloseInAcceptTest, ListenerClosingTheAcceptedSocketInItsCallbackNeverClosesItTwice) {
-  su::HangGuard hang(60s);
+  HangGuard hang(60s);
   FdLeakCheck leaks;
   Reactor loop(backend());
-  for (const Address& bind : {Address::ipv4_loopback(0), su::unique_abstract("listener")}) {
+  for (const Address& bind : {Address::ipv4_loopback(0), unique_unix_address("listener")}) {
     SCOPED_TRACE(bind.to_string());
-    su::ReusePipes reuse;
+    ReusePipes reuse;
     std::size_t accepted = 0;
     std::size_t same_number = 0;
     {
@@ -381,30 +384,30 @@ TEST_P(CloseInAcceptTest, ListenerClosingTheAcceptedSocketInItsCallbackNeverClos
       const std::size_t watched = loop.watcher_count();
       std::vector<Fd> clients = raw_clients(listener.address());
       ASSERT_EQ(clients.size(), kPending);
-      ASSERT_TRUE(nu::drive(
+      ASSERT_TRUE(run_until(
           loop, [&] { return accepted == kPending; }, 5000ms))
           << accepted;
       reuse.fill();
-      nu::settle(loop, 20);
+      run_iterations(loop, 20, 1ms);
       EXPECT_EQ(accepted, kPending);
       EXPECT_EQ(same_number, kPending) << "the closed socket's number was not reused at once";
       EXPECT_EQ(loop.watcher_count(), watched) << "only the listener should be watched";
       EXPECT_TRUE(reuse.intact()) << "while the listener lives";
       expect_raw_clients_ended(clients);
     }
-    nu::settle(loop, 5);
+    run_iterations(loop, 5, 1ms);
     EXPECT_TRUE(reuse.intact()) << "after the listener was destroyed";
   }
 }
 
 TEST_P(CloseInAcceptTest, ListenerDestroyedInItsCallbackWithClientsPendingDeliversNothingAfter) {
-  su::HangGuard hang(60s);
+  HangGuard hang(60s);
   FdLeakCheck leaks;
   Reactor loop(backend());
   const std::size_t watched_before = loop.watcher_count();
-  for (const Address& bind : {Address::ipv4_loopback(0), su::unique_abstract("listener")}) {
+  for (const Address& bind : {Address::ipv4_loopback(0), unique_unix_address("listener")}) {
     SCOPED_TRACE(bind.to_string());
-    su::ReusePipes reuse;
+    ReusePipes reuse;
     std::optional<Listener> listener;
     std::size_t accepted = 0;
     listener.emplace(loop, bind, [&](Socket s, const Address&) {
@@ -416,13 +419,13 @@ TEST_P(CloseInAcceptTest, ListenerDestroyedInItsCallbackWithClientsPendingDelive
     const int listener_fd = listener->fd();
     std::vector<Fd> clients = raw_clients(listener->address());
     ASSERT_EQ(clients.size(), kPending);
-    ASSERT_TRUE(nu::drive(
+    ASSERT_TRUE(run_until(
         loop, [&] { return accepted > 0; }, 5000ms));
     // Whatever the Listener released at the end of that iteration is free now too.
     reuse.open(kReusePipes);
     reuse.fill();
     EXPECT_TRUE(reuse.holds(listener_fd)) << "no pipe took the listener's number";
-    nu::settle(loop, 50);
+    run_iterations(loop, 50, 1ms);
     EXPECT_EQ(accepted, 1u) << "accepted after the Listener was destroyed";
     EXPECT_FALSE(listener.has_value());
     EXPECT_EQ(loop.watcher_count(), watched_before);

@@ -1,4 +1,4 @@
-// S7: the connection limit. max_connections = 100 and 300 clients, each sending "hi\n" at
+// The connection limit. max_connections = 100 and 300 clients, each sending "hi\n" at
 // once and keeping its connection until the test hangs up:
 // - never more than 100 are served at once (counted by the handlers themselves, in shared
 //   memory so that forked children count too, and by stats().peak_active), and exactly 100
@@ -26,10 +26,16 @@
 #include "reactor/server/blocking_stream.hpp"
 #include "reactor/server/handlers.hpp"
 #include "reactor/server/stream_server.hpp"
-#include "tests/server/server_test_util.hpp"
+#include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
-#include "tests/support/net_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/processes.hpp"
+#include "tests/support/sanitizers.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
@@ -46,10 +52,10 @@ using reactor::StreamServer;
 using reactor::StreamService;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
-namespace su = reactor::test::serverutil;
-using su::Clock;
+using namespace reactor::test;
+using Clock = reactor::test::SteadyClock;
 
-class ConnectionLimitTest : public su::ModelTest {};
+class ConnectionLimitTest : public ModelTest {};
 
 constexpr std::size_t kLimit = 100;
 constexpr std::size_t kClients = 300;
@@ -61,10 +67,10 @@ constexpr std::size_t kServed = 2;
 
 /// Counts itself in while it serves: answers "ok\n" to the first line, then holds the
 /// connection until the client hangs up.
-StreamService counting_service(const su::SharedCounters& counters) {
+StreamService counting_service(const SharedCounters& counters) {
   class Blocking : public StreamRequestHandler {
    public:
-    explicit Blocking(const su::SharedCounters& c) : c_(c) {}
+    explicit Blocking(const SharedCounters& c) : c_(c) {}
     void setup() override {
       c_.enter(kActive, kMax);
       ++c_[kServed];
@@ -79,11 +85,11 @@ StreamService counting_service(const su::SharedCounters& counters) {
     void finish() override { --c_[kActive]; }
 
    private:
-    const su::SharedCounters& c_;
+    const SharedCounters& c_;
   };
   class Events : public EventHandler {
    public:
-    explicit Events(const su::SharedCounters& c) : c_(c) {}
+    explicit Events(const SharedCounters& c) : c_(c) {}
     void on_connect(Connection&) override {
       c_.enter(kActive, kMax);
       ++c_[kServed];
@@ -98,7 +104,7 @@ StreamService counting_service(const su::SharedCounters& counters) {
     void on_close(Connection&, CloseReason, std::error_code) override { --c_[kActive]; }
 
    private:
-    const su::SharedCounters& c_;
+    const SharedCounters& c_;
     bool answered_ = false;
   };
   return StreamService(
@@ -118,13 +124,13 @@ class Clients {
   Clients(const Address& to, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) {
       int err = 0;
-      Fd fd = su::connect_stream(to, err);
+      Fd fd = connect_stream(to, err);
       if (fd.get() < 0) {
         ADD_FAILURE() << "client " << i << ": " << std::strerror(err);
         return;
       }
-      EXPECT_TRUE(su::send_all(fd.get(), "hi\n"));
-      reactor::test::nethelpers::set_nonblocking(fd.get(), true);
+      EXPECT_TRUE(send_all(fd.get(), "hi\n"));
+      reactor::test::set_nonblocking(fd.get(), true);
       clients_.push_back({std::move(fd), {}, false});
     }
   }
@@ -155,14 +161,14 @@ class Clients {
       for (std::size_t k = 0; k < watch.size(); ++k) {
         if (watch[k].revents == 0) continue;
         C& c = clients_[index[k]];
-        const su::ClientRead r = su::read_to_end(c.fd.get());  // non-blocking: what is there
+        const ClientRead r = read_to_end(c.fd.get());  // non-blocking: what is there
         c.buffer += r.bytes;
         if (c.buffer == "ok\n") {
           c.ok = true;
           ++got;
         } else if (r.ended() || c.buffer.size() >= 3) {
           ADD_FAILURE() << "client " << index[k] << " before being served: " << r.describe();
-          su::hang_up(c.fd);
+          hang_up(c.fd);
         }
       }
       if (stop_after != 0 && got >= stop_after) return got;
@@ -175,7 +181,7 @@ class Clients {
     for (C& c : clients_) {
       if (done == n) break;
       if (c.ok && c.fd.get() >= 0) {
-        su::hang_up(c.fd);
+        hang_up(c.fd);
         ++done;
       }
     }
@@ -192,17 +198,18 @@ class Clients {
 };
 
 TEST_P(ConnectionLimitTest, NeverMoreThanTheLimitNoSpinWhileFullQuickResume) {
-  su::HangGuard hang(120s);
-  if (!reactor::test::ensure_fd_limit(2048)) GTEST_SKIP() << "RLIMIT_NOFILE below 2048";
-  const std::size_t threads_before = su::thread_count();
+  HangGuard hang(120s);
+  reactor::test::ScopedFdLimit fd_limit;
+  if (!fd_limit.raise_to_hard(2048)) GTEST_SKIP() << "RLIMIT_NOFILE below 2048";
+  const std::size_t threads_before = thread_count();
   {
     FdLeakCheck leaks;
-    su::SharedCounters counters(3);
-    ServerOptions o = su::options_for(model(), backend());
+    SharedCounters counters(3);
+    ServerOptions o = options_for(model(), backend());
     o.max_connections = kLimit;
     o.max_children = kLimit;
     StreamServer server(Address::ipv4_loopback(0), counting_service(counters), o);
-    su::Serving serving(server);
+    Serving serving(server);
 
     Clients clients(server.address(), kClients);
     ASSERT_EQ(clients.size(), kClients);
@@ -210,11 +217,11 @@ TEST_P(ConnectionLimitTest, NeverMoreThanTheLimitNoSpinWhileFullQuickResume) {
     ASSERT_EQ(clients.served(), kLimit) << "clients served before the limit held";
 
     // Full: nothing more is served, and nothing spins.
-    const double cpu0 = su::cpu_seconds();
+    const double cpu0 = cpu_seconds();
     const auto t0 = Clock::now();
     EXPECT_EQ(clients.pump(500ms), 0u) << "served past the limit";
-    const double wall = su::ms_between(t0, Clock::now()) / 1000;
-    const double cpu = su::cpu_seconds() - cpu0;
+    const double wall = ms_between(t0, Clock::now()) / 1000;
+    const double cpu = cpu_seconds() - cpu0;
     EXPECT_LT(cpu, 0.3 * wall) << "CPU " << cpu * 1000 << " ms over " << wall * 1000
                                << " ms while full: the listener spins";
     EXPECT_EQ(counters[kActive].load(), static_cast<std::int64_t>(kLimit));
@@ -229,10 +236,11 @@ TEST_P(ConnectionLimitTest, NeverMoreThanTheLimitNoSpinWhileFullQuickResume) {
       ASSERT_EQ(clients.hang_up_served(1), 1u);
       const auto t = Clock::now();
       ASSERT_EQ(clients.pump(5s, 1), 1u) << "nobody served after a slot freed";
-      resume_ms.push_back(su::ms_between(t, Clock::now()));
+      resume_ms.push_back(ms_between(t, Clock::now()));
     }
     std::sort(resume_ms.begin(), resume_ms.end());
-    // 100 ms is the contract (S7); sanitizer builds widen it by kLatencySlack.
+    // 100 ms is the bound the connection limit promises; sanitizer builds widen it by
+    // kLatencySlack.
     EXPECT_LT(resume_ms[3], 100.0 * reactor::test::kLatencySlack)
         << "second slowest of five resumes";
     EXPECT_LT(resume_ms[4], 1000.0) << "slowest of five resumes";
@@ -246,7 +254,7 @@ TEST_P(ConnectionLimitTest, NeverMoreThanTheLimitNoSpinWhileFullQuickResume) {
     EXPECT_EQ(clients.served(), kClients);
     clients.hang_up_served(kClients);
 
-    EXPECT_TRUE(su::wait_for([&] { return server.stats().handled == kClients; }, 5000ms))
+    EXPECT_TRUE(wait_for([&] { return server.stats().handled == kClients; }, 5000ms))
         << "handled " << server.stats().handled;
     EXPECT_LE(counters[kMax].load(), static_cast<std::int64_t>(kLimit));
     EXPECT_EQ(counters[kMax].load(), static_cast<std::int64_t>(kLimit));
@@ -257,13 +265,13 @@ TEST_P(ConnectionLimitTest, NeverMoreThanTheLimitNoSpinWhileFullQuickResume) {
     serving.stop();
     server.server_close();
   }
-  EXPECT_TRUE(su::wait_for([&] { return su::thread_count() == threads_before; }, 2000ms));
-  EXPECT_TRUE(su::child_pids().empty());
+  EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before; }, 2000ms));
+  EXPECT_TRUE(child_pids().empty());
 }
 
-INSTANTIATE_TEST_SUITE_P(ConcurrentModels, ConnectionLimitTest,
-                         ::testing::ValuesIn(su::model_cases({Model::threading, Model::forking,
-                                                              Model::reactor, Model::pool})),
-                         su::ModelCaseName());
+REACTOR_INSTANTIATE_MODEL(ConnectionLimitTest, Threading, threading);
+REACTOR_INSTANTIATE_MODEL(ConnectionLimitTest, Forking, forking);
+REACTOR_INSTANTIATE_MODEL(ConnectionLimitTest, Reactor, reactor);
+REACTOR_INSTANTIATE_MODEL(ConnectionLimitTest, Pool, pool);
 
 }  // namespace

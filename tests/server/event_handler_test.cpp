@@ -18,8 +18,11 @@
 
 #include "reactor/server/handlers.hpp"
 #include "reactor/server/stream_server.hpp"
-#include "tests/server/server_test_util.hpp"
+#include "tests/support/clients.hpp"
 #include "tests/support/fds.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
@@ -33,7 +36,7 @@ using reactor::Model;
 using reactor::ServerOptions;
 using reactor::StreamServer;
 using reactor::test::Fd;
-namespace su = reactor::test::serverutil;
+namespace su = reactor::test;
 
 class EventHandlerTest : public su::ModelTest {
  protected:
@@ -44,15 +47,6 @@ class EventHandlerTest : public su::ModelTest {
 
  private:
   su::TempDir dir_;
-};
-
-/// The event models on every backend, named after the backend alone; the model is the
-/// instantiation's prefix (Reactor/EventHandlerTest.X/epoll).
-std::vector<su::ModelCase> cases(Model m) { return su::model_cases({m}); }
-struct BackendOnly {
-  std::string operator()(const ::testing::TestParamInfo<su::ModelCase>& info) const {
-    return info.param.backend;
-  }
 };
 
 /// What the handlers saw, summed over every connection.
@@ -331,9 +325,7 @@ TEST_P(EventHandlerTest, OnCloseRunsExactlyOnceWhoeverCloses) {
   EXPECT_EQ(seen.calls_after_close.load(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Reactor, EventHandlerTest, ::testing::ValuesIn(cases(Model::reactor)),
-                         BackendOnly());
-INSTANTIATE_TEST_SUITE_P(Pool, EventHandlerTest, ::testing::ValuesIn(cases(Model::pool)),
-                         BackendOnly());
+REACTOR_INSTANTIATE_MODEL(EventHandlerTest, Reactor, reactor);
+REACTOR_INSTANTIATE_MODEL(EventHandlerTest, Pool, pool);
 
 }  // namespace

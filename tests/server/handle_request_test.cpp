@@ -10,18 +10,23 @@
 
 #include "reactor/server/datagram_server.hpp"
 #include "reactor/server/stream_server.hpp"
-#include "tests/server/server_test_util.hpp"
+#include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace reactor::test {
 namespace {
 
-namespace su = serverutil;
 using namespace std::chrono_literals;
+using namespace reactor::test;
 
-class HandleRequestTest : public ::testing::TestWithParam<su::ModelCase> {
+class HandleRequestTest : public ::testing::TestWithParam<ModelCase> {
  protected:
   ServerOptions options() {
-    ServerOptions o = su::options_for(GetParam().model, GetParam().backend);
+    ServerOptions o = options_for(GetParam().model, GetParam().backend);
     o.timeout = 200ms;
     o.handle_timeout = [this] { ++timeouts_; };
     return o;
@@ -30,21 +35,21 @@ class HandleRequestTest : public ::testing::TestWithParam<su::ModelCase> {
 };
 
 TEST_P(HandleRequestTest, NoClientCallsHandleTimeoutOnceAndReturnsFalse) {
-  StreamServer server(Address::ipv4_loopback(0), su::echo_service(), options());
-  const auto start = su::Clock::now();
+  StreamServer server(Address::ipv4_loopback(0), echo_service(), options());
+  const auto start = SteadyClock::now();
   EXPECT_FALSE(server.handle_request());
   EXPECT_EQ(timeouts_, 1);
-  EXPECT_GE(su::ms_between(start, su::Clock::now()), 180.0);  // never early
-  DatagramServer datagrams(Address::ipv4_loopback(0), su::datagram_echo_handler(), options());
+  EXPECT_GE(ms_between(start, SteadyClock::now()), 180.0);  // never early
+  DatagramServer datagrams(Address::ipv4_loopback(0), datagram_echo_handler(), options());
   EXPECT_FALSE(datagrams.handle_request());
   EXPECT_EQ(timeouts_, 2);
 }
 
 TEST_P(HandleRequestTest, EachCallServesExactlyOneStreamClient) {
-  StreamServer server(Address::ipv4_loopback(0), su::echo_service(), options());
+  StreamServer server(Address::ipv4_loopback(0), echo_service(), options());
   const Address to = server.address();
-  auto first = std::async(std::launch::async, [&] { return su::stream_echo(to, "one\n"); });
-  auto second = std::async(std::launch::async, [&] { return su::stream_echo(to, "two\n"); });
+  auto first = std::async(std::launch::async, [&] { return stream_echo(to, "one\n"); });
+  auto second = std::async(std::launch::async, [&] { return stream_echo(to, "two\n"); });
   std::this_thread::sleep_for(100ms);  // both connect meanwhile
   EXPECT_TRUE(server.handle_request());
   EXPECT_EQ(server.stats().accepted, 1u) << "one call accepted more than one client";
@@ -52,7 +57,7 @@ TEST_P(HandleRequestTest, EachCallServesExactlyOneStreamClient) {
   auto ready = [](std::future<std::string>& f) {
     return f.wait_for(0ms) == std::future_status::ready;
   };
-  EXPECT_TRUE(su::wait_for([&] { return ready(first) || ready(second); }, 5000ms));
+  EXPECT_TRUE(wait_for([&] { return ready(first) || ready(second); }, 5000ms));
   std::this_thread::sleep_for(200ms);
   EXPECT_NE(ready(first), ready(second)) << "not exactly one client served by one call";
   EXPECT_TRUE(server.handle_request());
@@ -63,12 +68,12 @@ TEST_P(HandleRequestTest, EachCallServesExactlyOneStreamClient) {
 }
 
 TEST_P(HandleRequestTest, EachCallServesExactlyOneDatagram) {
-  DatagramServer server(Address::ipv4_loopback(0), su::datagram_echo_handler(), options());
+  DatagramServer server(Address::ipv4_loopback(0), datagram_echo_handler(), options());
   const Address to = server.address();
-  auto first = std::async(std::launch::async, [&] { return su::datagram_echo(to, "one"); });
+  auto first = std::async(std::launch::async, [&] { return datagram_echo(to, "one"); });
   EXPECT_TRUE(server.handle_request());
   EXPECT_EQ(first.get(), "one");
-  auto second = std::async(std::launch::async, [&] { return su::datagram_echo(to, "two"); });
+  auto second = std::async(std::launch::async, [&] { return datagram_echo(to, "two"); });
   EXPECT_TRUE(server.handle_request());
   EXPECT_EQ(second.get(), "two");
   EXPECT_EQ(server.stats().accepted, 2u);
@@ -76,11 +81,11 @@ TEST_P(HandleRequestTest, EachCallServesExactlyOneDatagram) {
   server.server_close();
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryModel, HandleRequestTest,
-                         ::testing::ValuesIn(su::model_cases({Model::sync, Model::threading,
-                                                              Model::forking, Model::reactor,
-                                                              Model::pool})),
-                         su::ModelCaseName());
+REACTOR_INSTANTIATE_MODEL(HandleRequestTest, Sync, sync);
+REACTOR_INSTANTIATE_MODEL(HandleRequestTest, Threading, threading);
+REACTOR_INSTANTIATE_MODEL(HandleRequestTest, Forking, forking);
+REACTOR_INSTANTIATE_MODEL(HandleRequestTest, Reactor, reactor);
+REACTOR_INSTANTIATE_MODEL(HandleRequestTest, Pool, pool);
 
 }  // namespace
 }  // namespace reactor::test

@@ -1,4 +1,4 @@
-// S4: handler errors and refused requests, on every model (the event models over every
+// Handler errors and refused requests, on every model (the event models over every
 // backend). A handler that throws: ServerOptions::handle_error runs exactly once, with that
 // client's address and that exception; that connection is closed (the client reads EOF or a
 // reset, and no reply); the server goes on serving; stats().errors counts it. The same for
@@ -26,8 +26,14 @@
 #include "reactor/server/datagram_server.hpp"
 #include "reactor/server/handlers.hpp"
 #include "reactor/server/stream_server.hpp"
-#include "tests/server/server_test_util.hpp"
+#include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
 #include "tests/support/fds.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
@@ -46,11 +52,9 @@ using reactor::StreamServer;
 using reactor::StreamService;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
-namespace su = reactor::test::serverutil;
-using su::PipeLog;
-using su::Transport;
+using namespace reactor::test;
 
-class HandlerErrorTest : public su::ModelTest {};
+class HandlerErrorTest : public ModelTest {};
 
 /// "H <client>" when a handler starts; throws "boom from <client>" on input starting with
 /// "boom"; echoes anything else.
@@ -95,7 +99,7 @@ reactor::DatagramHandler logging_datagram_handler(PipeLog& log) {
 
 /// Options whose handle_error writes "E <client> <what>" to `log`.
 ServerOptions logging_options(Model m, const std::string& backend, PipeLog& log) {
-  ServerOptions o = su::options_for(m, backend);
+  ServerOptions o = options_for(m, backend);
   o.handle_error = [&log](const Address& client, std::exception_ptr error) {
     std::string what = "(not a std::exception)";
     try {
@@ -110,43 +114,41 @@ ServerOptions logging_options(Model m, const std::string& backend, PipeLog& log)
 }
 
 /// A name for a Unix client, so that the server sees who it is (none for IP).
-Address client_name(Transport t) {
-  return su::is_unix(t) ? su::unique_abstract("client") : Address{};
-}
+Address client_name(Transport t) { return is_unix(t) ? unique_unix_address("client") : Address{}; }
 
 /// Waits until the server has counted `errors` handler errors and `handled` requests (the
 /// forking model counts a child when it is reaped).
 template <class Server>
 void expect_counts(Server& server, std::uint64_t errors, std::uint64_t handled) {
-  EXPECT_TRUE(su::wait_for(
+  EXPECT_TRUE(wait_for(
       [&] { return server.stats().errors == errors && server.stats().handled == handled; }, 3000ms))
       << "errors " << server.stats().errors << " (want " << errors << "), handled "
       << server.stats().handled << " (want " << handled << ")";
 }
 
 TEST_P(HandlerErrorTest, ThrowingStreamHandlerIsReportedOnceItsConnectionClosedServingGoesOn) {
-  su::HangGuard hang(60s);
-  for (Transport t : {Transport::tcp, Transport::unixstream}) {
-    SCOPED_TRACE(su::transport_name(t));
+  HangGuard hang(60s);
+  for (Transport t : {Transport::tcp4, Transport::unix_stream}) {
+    SCOPED_TRACE(name(t));
     FdLeakCheck leaks;
     PipeLog log;
-    StreamServer server(su::bind_address(t), logging_service(log),
+    StreamServer server(bind_address(t), logging_service(log),
                         logging_options(model(), backend(), log));
-    su::Serving serving(server);
+    Serving serving(server);
 
     int err = 0;
-    Fd boom = su::connect_stream(server.address(), err, client_name(t));
+    Fd boom = connect_stream(server.address(), err, client_name(t));
     ASSERT_GE(boom.get(), 0) << std::strerror(err);
-    const Address who = su::local_address_of(boom.get());
-    ASSERT_TRUE(su::send_all(boom.get(), "boom\n"));
-    const su::ClientRead r = su::read_to_end(boom.get());
+    const Address who = bound_address(boom.get());
+    ASSERT_TRUE(send_all(boom.get(), "boom\n"));
+    const ClientRead r = read_to_end(boom.get());
     EXPECT_TRUE(r.ended()) << "the failed connection was not closed: " << r.describe();
     EXPECT_EQ(r.bytes, "");
-    su::hang_up(boom);
+    hang_up(boom);
 
     for (std::size_t i = 0; i < 3; ++i) {
-      const std::string line = su::client_line("after", i);
-      EXPECT_EQ(su::stream_echo(server.address(), line, client_name(t)), line);
+      const std::string line = client_line("after", i);
+      EXPECT_EQ(stream_echo(server.address(), line, client_name(t)), line);
     }
     expect_counts(server, 1, 3);
     std::this_thread::sleep_for(100ms);  // a second report would come now
@@ -164,10 +166,10 @@ TEST_P(HandlerErrorTest, ThrowingStreamHandlerIsReportedOnceItsConnectionClosedS
 /// Throws 42 (not a std::exception) when the first connection starts: from setup() for the
 /// blocking models, from on_connect for the event models. The count lives in shared memory:
 /// a forking server builds its handlers in the children. Echoes otherwise.
-StreamService throwing_at_start(const su::SharedCounters& starts, PipeLog& log) {
+StreamService throwing_at_start(const SharedCounters& starts, PipeLog& log) {
   class Blocking : public reactor::StreamRequestHandler {
    public:
-    Blocking(const su::SharedCounters& starts, PipeLog& log) : starts_(starts), log_(log) {}
+    Blocking(const SharedCounters& starts, PipeLog& log) : starts_(starts), log_(log) {}
     void setup() override {
       if (starts_[0].fetch_add(1) == 0) throw 42;
     }
@@ -180,19 +182,19 @@ StreamService throwing_at_start(const su::SharedCounters& starts, PipeLog& log) 
     }
 
    private:
-    const su::SharedCounters& starts_;
+    const SharedCounters& starts_;
     PipeLog& log_;
   };
-  class Events : public su::EchoEvents {
+  class Events : public EchoEvents {
    public:
-    Events(const su::SharedCounters& starts, PipeLog& log) : starts_(starts), log_(log) {}
+    Events(const SharedCounters& starts, PipeLog& log) : starts_(starts), log_(log) {}
     void on_connect(Connection& c) override {
       if (starts_[0].fetch_add(1) == 0) throw 42;
       log_.write("H " + c.peer_address().to_string());
     }
 
    private:
-    const su::SharedCounters& starts_;
+    const SharedCounters& starts_;
     PipeLog& log_;
   };
   return StreamService(
@@ -205,25 +207,25 @@ StreamService throwing_at_start(const su::SharedCounters& starts, PipeLog& log) 
 }
 
 TEST_P(HandlerErrorTest, HandlerThrowingANonStandardExceptionAtStartIsReportedOnce) {
-  su::HangGuard hang(60s);
+  HangGuard hang(60s);
   FdLeakCheck leaks;
   PipeLog log;
-  su::SharedCounters starts(1);
+  SharedCounters starts(1);
   StreamServer server(Address::ipv4_loopback(0), throwing_at_start(starts, log),
                       logging_options(model(), backend(), log));
-  su::Serving serving(server);
+  Serving serving(server);
 
   int err = 0;
-  Fd first = su::connect_stream(server.address(), err);
+  Fd first = connect_stream(server.address(), err);
   ASSERT_GE(first.get(), 0) << std::strerror(err);
-  const Address who = su::local_address_of(first.get());
-  su::send_all(first.get(), "hello\n");
-  const su::ClientRead r = su::read_to_end(first.get());
+  const Address who = bound_address(first.get());
+  send_all(first.get(), "hello\n");
+  const ClientRead r = read_to_end(first.get());
   EXPECT_TRUE(r.ended()) << "the failed connection was not closed: " << r.describe();
   EXPECT_EQ(r.bytes, "");
-  su::hang_up(first);
+  hang_up(first);
 
-  EXPECT_EQ(su::stream_echo(server.address(), "next\n"), "next\n");
+  EXPECT_EQ(stream_echo(server.address(), "next\n"), "next\n");
   expect_counts(server, 1, 1);
   std::this_thread::sleep_for(100ms);
   const std::vector<std::string> errors = log.lines_starting("E ");
@@ -237,28 +239,28 @@ TEST_P(HandlerErrorTest, HandlerThrowingANonStandardExceptionAtStartIsReportedOn
 }
 
 TEST_P(HandlerErrorTest, ThrowingDatagramHandlerIsReportedOnceAndServingGoesOn) {
-  su::HangGuard hang(60s);
-  for (Transport t : {Transport::udp, Transport::unixdgram}) {
-    SCOPED_TRACE(su::transport_name(t));
+  HangGuard hang(60s);
+  for (Transport t : {Transport::udp4, Transport::unix_dgram}) {
+    SCOPED_TRACE(name(t));
     FdLeakCheck leaks;
     PipeLog log;
-    DatagramServer server(su::bind_address(t), logging_datagram_handler(log),
+    DatagramServer server(bind_address(t), logging_datagram_handler(log),
                           logging_options(model(), backend(), log));
-    su::Serving serving(server);
+    Serving serving(server);
 
-    Fd client = su::datagram_client(server.address());
+    Fd client = datagram_client(server.address());
     ASSERT_GE(client.get(), 0);
-    const Address who = su::local_address_of(client.get());
-    ASSERT_TRUE(su::send_datagram(client.get(), server.address(), "boom"));
+    const Address who = bound_address(client.get());
+    ASSERT_TRUE(send_datagram(client.get(), server.address(), "boom"));
     // Once the failure is counted, a reply (there must be none) would already be queued.
-    EXPECT_TRUE(su::wait_for([&] { return server.stats().errors == 1; }, 3000ms));
-    EXPECT_TRUE(su::nothing_queued(client.get())) << "a reply to the datagram whose handler threw";
+    EXPECT_TRUE(wait_for([&] { return server.stats().errors == 1; }, 3000ms));
+    EXPECT_TRUE(nothing_queued(client.get())) << "a reply to the datagram whose handler threw";
 
     int err = 0;
     for (std::size_t i = 0; i < 3; ++i) {
-      const std::string line = su::client_line("after", i);
-      ASSERT_TRUE(su::send_datagram(client.get(), server.address(), line));
-      EXPECT_EQ(su::receive_datagram(client.get(), err), line) << std::strerror(err);
+      const std::string line = client_line("after", i);
+      ASSERT_TRUE(send_datagram(client.get(), server.address(), line));
+      EXPECT_EQ(receive_datagram(client.get(), err), line) << std::strerror(err);
     }
     expect_counts(server, 1, 3);
     std::this_thread::sleep_for(100ms);
@@ -273,41 +275,40 @@ TEST_P(HandlerErrorTest, ThrowingDatagramHandlerIsReportedOnceAndServingGoesOn) 
 }
 
 TEST_P(HandlerErrorTest, VerifyRequestFalseClosesWithoutRunningTheHandler) {
-  su::HangGuard hang(60s);
-  for (Transport t : su::kAllTransports) {
-    SCOPED_TRACE(su::transport_name(t));
+  HangGuard hang(60s);
+  for (Transport t : kServerTransports) {
+    SCOPED_TRACE(name(t));
     FdLeakCheck leaks;
     PipeLog log;
     std::atomic<int> calls{0};
     ServerOptions o = logging_options(model(), backend(), log);
     // Refuses the 1st, 3rd, ... request; lets the others in.
     o.verify_request = [&calls](const Address&) { return calls.fetch_add(1) % 2 == 1; };
-    su::AnyServer server(t, su::bind_address(t), o, logging_service(log),
-                         logging_datagram_handler(log));
-    su::Serving serving(server);
+    AnyServer server(t, bind_address(t), o, logging_service(log), logging_datagram_handler(log));
+    Serving serving(server);
 
     for (int round = 0; round < 2; ++round) {
-      if (su::is_stream(t)) {
+      if (is_stream(t)) {
         int err = 0;
-        Fd refused = su::connect_stream(server.address(), err);
+        Fd refused = connect_stream(server.address(), err);
         ASSERT_GE(refused.get(), 0) << std::strerror(err);
-        su::send_all(refused.get(), "hi\n");
-        const su::ClientRead r = su::read_to_end(refused.get());
+        send_all(refused.get(), "hi\n");
+        const ClientRead r = read_to_end(refused.get());
         EXPECT_TRUE(r.ended()) << "a refused connection stayed open: " << r.describe();
         EXPECT_EQ(r.bytes, "");
       } else {
-        Fd refused = su::datagram_client(server.address());
-        ASSERT_TRUE(su::send_datagram(refused.get(), server.address(), "hi"));
-        EXPECT_TRUE(su::wait_for(
+        Fd refused = datagram_client(server.address());
+        ASSERT_TRUE(send_datagram(refused.get(), server.address(), "hi"));
+        EXPECT_TRUE(wait_for(
             [&] { return server.stats().rejected == static_cast<std::uint64_t>(round + 1); },
             3000ms));
         // Refused before any handler ran: nothing can come later.
-        EXPECT_TRUE(su::nothing_queued(refused.get())) << "a refused datagram was answered";
+        EXPECT_TRUE(nothing_queued(refused.get())) << "a refused datagram was answered";
       }
-      const std::string line = su::client_line("allowed", static_cast<std::size_t>(round));
+      const std::string line = client_line("allowed", static_cast<std::size_t>(round));
       EXPECT_EQ(server.echo(line), line);
     }
-    EXPECT_TRUE(su::wait_for([&] { return server.stats().handled == 2; }, 3000ms));
+    EXPECT_TRUE(wait_for([&] { return server.stats().handled == 2; }, 3000ms));
     const reactor::ServerStats s = server.stats();
     EXPECT_EQ(s.rejected, 2u);
     EXPECT_EQ(s.accepted, 4u);
@@ -322,7 +323,7 @@ TEST_P(HandlerErrorTest, VerifyRequestFalseClosesWithoutRunningTheHandler) {
 }
 
 TEST_P(HandlerErrorTest, AccessListAsVerifyRequest) {
-  su::HangGuard hang(60s);
+  HangGuard hang(60s);
   AccessList elsewhere;  // no loopback in it
   ASSERT_FALSE(elsewhere.add("10.0.0.0/8"));
   ASSERT_FALSE(elsewhere.add("fd00::/8"));
@@ -338,44 +339,43 @@ TEST_P(HandlerErrorTest, AccessListAsVerifyRequest) {
     bool allowed;
   };
   const std::vector<Case> cases{
-      {Transport::tcp, &elsewhere, false},       {Transport::tcp, &loopback, true},
-      {Transport::udp, &elsewhere, false},       {Transport::udp, &loopback, true},
-      {Transport::unixstream, &loopback, false}, {Transport::unixstream, &unix_too, true},
-      {Transport::unixdgram, &loopback, false},  {Transport::unixdgram, &unix_too, true},
+      {Transport::tcp4, &elsewhere, false},       {Transport::tcp4, &loopback, true},
+      {Transport::udp4, &elsewhere, false},       {Transport::udp4, &loopback, true},
+      {Transport::unix_stream, &loopback, false}, {Transport::unix_stream, &unix_too, true},
+      {Transport::unix_dgram, &loopback, false},  {Transport::unix_dgram, &unix_too, true},
   };
   for (const Case& c : cases) {
-    SCOPED_TRACE(std::string(su::transport_name(c.transport)) +
-                 (c.allowed ? " allowed" : " refused"));
+    SCOPED_TRACE(std::string(name(c.transport)) + (c.allowed ? " allowed" : " refused"));
     FdLeakCheck leaks;
     PipeLog log;
     ServerOptions o = logging_options(model(), backend(), log);
     o.verify_request = *c.list;
-    su::AnyServer server(c.transport, su::bind_address(c.transport), o, logging_service(log),
-                         logging_datagram_handler(log));
-    su::Serving serving(server);
+    AnyServer server(c.transport, bind_address(c.transport), o, logging_service(log),
+                     logging_datagram_handler(log));
+    Serving serving(server);
 
     const std::string line = "let me in\n";
     if (c.allowed) {
       EXPECT_EQ(server.echo(line), line);
-      EXPECT_TRUE(su::wait_for([&] { return server.stats().handled == 1; }, 3000ms));
+      EXPECT_TRUE(wait_for([&] { return server.stats().handled == 1; }, 3000ms));
       EXPECT_EQ(server.stats().rejected, 0u);
       EXPECT_EQ(log.lines_starting("H ").size(), 1u);
     } else {
-      if (su::is_stream(c.transport)) {
+      if (is_stream(c.transport)) {
         int err = 0;
-        Fd client = su::connect_stream(server.address(), err);
+        Fd client = connect_stream(server.address(), err);
         ASSERT_GE(client.get(), 0) << std::strerror(err);
-        su::send_all(client.get(), line);
-        const su::ClientRead r = su::read_to_end(client.get());
+        send_all(client.get(), line);
+        const ClientRead r = read_to_end(client.get());
         EXPECT_TRUE(r.ended()) << r.describe();
         EXPECT_EQ(r.bytes, "");
       } else {
-        Fd client = su::datagram_client(server.address());
-        ASSERT_TRUE(su::send_datagram(client.get(), server.address(), line));
-        EXPECT_TRUE(su::wait_for([&] { return server.stats().rejected == 1; }, 3000ms));
-        EXPECT_TRUE(su::nothing_queued(client.get())) << "a refused datagram was answered";
+        Fd client = datagram_client(server.address());
+        ASSERT_TRUE(send_datagram(client.get(), server.address(), line));
+        EXPECT_TRUE(wait_for([&] { return server.stats().rejected == 1; }, 3000ms));
+        EXPECT_TRUE(nothing_queued(client.get())) << "a refused datagram was answered";
       }
-      EXPECT_TRUE(su::wait_for([&] { return server.stats().rejected == 1; }, 3000ms));
+      EXPECT_TRUE(wait_for([&] { return server.stats().rejected == 1; }, 3000ms));
       EXPECT_EQ(server.stats().handled, 0u);
       EXPECT_TRUE(log.lines_starting("H ").empty()) << "the handler ran for a refused client";
     }
@@ -385,10 +385,10 @@ TEST_P(HandlerErrorTest, AccessListAsVerifyRequest) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryModel, HandlerErrorTest,
-                         ::testing::ValuesIn(su::model_cases({Model::sync, Model::threading,
-                                                              Model::forking, Model::reactor,
-                                                              Model::pool})),
-                         su::ModelCaseName());
+REACTOR_INSTANTIATE_MODEL(HandlerErrorTest, Sync, sync);
+REACTOR_INSTANTIATE_MODEL(HandlerErrorTest, Threading, threading);
+REACTOR_INSTANTIATE_MODEL(HandlerErrorTest, Forking, forking);
+REACTOR_INSTANTIATE_MODEL(HandlerErrorTest, Reactor, reactor);
+REACTOR_INSTANTIATE_MODEL(HandlerErrorTest, Pool, pool);
 
 }  // namespace

@@ -1,4 +1,4 @@
-// S6: the idle timeout. 200 clients connect and send nothing: each is closed by the server
+// The idle timeout. 200 clients connect and send nothing: each is closed by the server
 // at idle_timeout (1 s) +- 20 %, measured from its own connect; meanwhile a busy client doing
 // request/response every 10 ms over one connection keeps its p99 latency under 100 ms, and
 // is never closed. stats().timeouts counts the 200 and stats().errors stays 0 (a timeout is
@@ -8,7 +8,7 @@
 // connection's idle timer), the event models over every backend. The sync model serves one
 // connection at a time and the forking model at most max_children (40) at once, so 200
 // simultaneous idle clients would be served one batch after another and could not all be
-// closed at their own connect time + 1 s: S6 does not apply to them.
+// closed at their own connect time + 1 s: this timing check does not apply to them.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -22,11 +22,16 @@
 #include <vector>
 
 #include "reactor/server/stream_server.hpp"
-#include "tests/server/server_test_util.hpp"
+#include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
-#include "tests/support/net_helpers.hpp"
+#include "tests/support/io.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/processes.hpp"
 #include "tests/support/sanitizers.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
@@ -37,10 +42,10 @@ using reactor::ServerOptions;
 using reactor::StreamServer;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
-namespace su = reactor::test::serverutil;
-using su::Clock;
+using namespace reactor::test;
+using Clock = reactor::test::SteadyClock;
 
-class IdleTimeoutTest : public su::ModelTest {};
+class IdleTimeoutTest : public ModelTest {};
 
 constexpr std::size_t kIdleClients = 200;
 constexpr auto kIdleTimeout = 1000ms;
@@ -64,27 +69,27 @@ class BusyClient {
  private:
   void run(const Address& to) {
     int err = 0;
-    Fd fd = su::connect_stream(to, err);
+    Fd fd = connect_stream(to, err);
     if (fd.get() < 0) {
       problem_ = std::string("connect: ") + std::strerror(err);
       return;
     }
     for (std::size_t i = 0; !stop_.load(); ++i) {
-      const std::string line = su::client_line("busy", i);
+      const std::string line = client_line("busy", i);
       const auto t = Clock::now();
-      if (!su::send_all(fd.get(), line)) {
+      if (!send_all(fd.get(), line)) {
         problem_ = std::string("send: ") + std::strerror(errno);
         break;
       }
-      const su::ClientRead r = su::read_line(fd.get());
+      const ClientRead r = read_line(fd.get());
       if (r.bytes != line) {
         problem_ = "request " + std::to_string(i) + ": " + r.describe();
         break;
       }
-      latencies_.push_back(su::ms_between(t, Clock::now()));
+      latencies_.push_back(ms_between(t, Clock::now()));
       std::this_thread::sleep_for(10ms);
     }
-    su::hang_up(fd);
+    hang_up(fd);
   }
 
   std::atomic<bool> stop_{false};
@@ -94,17 +99,18 @@ class BusyClient {
 };
 
 TEST_P(IdleTimeoutTest, IdleClientsCloseOnTimeWhileABusyClientStaysFast) {
-  su::HangGuard hang(60s);
+  HangGuard hang(60s);
   // 200 clients and their 200 server ends, plus the server's own fds.
-  if (!reactor::test::ensure_fd_limit(1024)) GTEST_SKIP() << "RLIMIT_NOFILE below 1024";
-  const std::size_t threads_before = su::thread_count();
+  reactor::test::ScopedFdLimit fd_limit;
+  if (!fd_limit.raise_to_hard(1024)) GTEST_SKIP() << "RLIMIT_NOFILE below 1024";
+  const std::size_t threads_before = thread_count();
   {
     FdLeakCheck leaks;
-    ServerOptions o = su::options_for(model(), backend());
+    ServerOptions o = options_for(model(), backend());
     o.idle_timeout = kIdleTimeout;
-    StreamServer server(Address::ipv4_loopback(0), su::echo_service(), o);
-    su::Serving serving(server);
-    ASSERT_EQ(su::stream_echo(server.address(), "warm\n"), "warm\n");
+    StreamServer server(Address::ipv4_loopback(0), echo_service(), o);
+    Serving serving(server);
+    ASSERT_EQ(stream_echo(server.address(), "warm\n"), "warm\n");
 
     BusyClient busy(server.address());
 
@@ -112,10 +118,10 @@ TEST_P(IdleTimeoutTest, IdleClientsCloseOnTimeWhileABusyClientStaysFast) {
     std::vector<Clock::time_point> connected;
     for (std::size_t i = 0; i < kIdleClients; ++i) {
       int err = 0;
-      Fd fd = su::connect_stream(server.address(), err);
+      Fd fd = connect_stream(server.address(), err);
       ASSERT_GE(fd.get(), 0) << "idle client " << i << ": " << std::strerror(err);
       connected.push_back(Clock::now());
-      reactor::test::nethelpers::set_nonblocking(fd.get(), true);
+      reactor::test::set_nonblocking(fd.get(), true);
       idle.push_back(std::move(fd));
     }
 
@@ -137,7 +143,7 @@ TEST_P(IdleTimeoutTest, IdleClientsCloseOnTimeWhileABusyClientStaysFast) {
           continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-        closed_after[i] = su::ms_between(connected[i], now);
+        closed_after[i] = ms_between(connected[i], now);
         watch[i].fd = -1;
         --open;
       }
@@ -169,24 +175,23 @@ TEST_P(IdleTimeoutTest, IdleClientsCloseOnTimeWhileABusyClientStaysFast) {
     ASSERT_GT(lat.size(), 20u) << "the busy client made too few requests";
     std::sort(lat.begin(), lat.end());
     const double p99 = lat[(lat.size() * 99) / 100];
-    // 100 ms is the contract (S6); sanitizer builds widen it by kLatencySlack.
+    // 100 ms is the latency bound a busy client keeps; sanitizer builds widen it by kLatencySlack.
     const double bound = 100.0 * reactor::test::kLatencySlack;
     EXPECT_LT(p99, bound) << "busy client p99 over " << lat.size() << " requests (max "
                           << lat.back() << " ms)";
 
-    EXPECT_TRUE(su::wait_for([&] { return server.stats().timeouts == kIdleClients; }, 3000ms))
+    EXPECT_TRUE(wait_for([&] { return server.stats().timeouts == kIdleClients; }, 3000ms))
         << "stats().timeouts = " << server.stats().timeouts;
     EXPECT_EQ(server.stats().errors, 0u) << "an idle timeout is not a handler error";
 
     serving.stop();
     server.server_close();
   }
-  EXPECT_TRUE(su::wait_for([&] { return su::thread_count() == threads_before; }, 2000ms));
+  EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before; }, 2000ms));
 }
 
-INSTANTIATE_TEST_SUITE_P(ConcurrentModels, IdleTimeoutTest,
-                         ::testing::ValuesIn(su::model_cases({Model::threading, Model::reactor,
-                                                              Model::pool})),
-                         su::ModelCaseName());
+REACTOR_INSTANTIATE_MODEL(IdleTimeoutTest, Threading, threading);
+REACTOR_INSTANTIATE_MODEL(IdleTimeoutTest, Reactor, reactor);
+REACTOR_INSTANTIATE_MODEL(IdleTimeoutTest, Pool, pool);
 
 }  // namespace

@@ -1,4 +1,4 @@
-// S5: threads and children are reaped, on every backend (the loop's backend carries the
+// Threads and children are reaped, on every backend (the loop's backend carries the
 // thread-finished posts and the SIGCHLD wake-ups).
 // - Threading: 1,000 sequential requests; the live thread count, sampled every millisecond,
 //   stays small (finished handler threads are joined at once, none is kept), the parent's fd
@@ -15,7 +15,7 @@
 //
 // The clients live in this process, so every child inherits a copy of the client sockets
 // open when it was forked: clients end their connections with shutdown(2), not close(2)
-// alone (serverutil::hang_up), or a child would wait forever for an end of stream.
+// alone (hang_up), or a child would wait forever for an end of stream.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -31,10 +31,13 @@
 #include "reactor/server/blocking_stream.hpp"
 #include "reactor/server/handlers.hpp"
 #include "reactor/server/stream_server.hpp"
-#include "tests/server/server_test_util.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
+#include "tests/support/processes.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
@@ -47,36 +50,36 @@ using reactor::StreamServer;
 using reactor::StreamService;
 using reactor::test::FdLeakCheck;
 using reactor::test::open_fd_count;
-namespace su = reactor::test::serverutil;
+using namespace reactor::test;
 
 class ReapingTest : public reactor::test::BackendTest {
  protected:
-  void SetUp() override { reactor::test::warm_up_backend(backend()); }
+  void SetUp() override { reactor::test::warm_up(backend()); }
 };
 
 constexpr std::size_t kSequential = 1000;
 
 TEST_P(ReapingTest, ThreadingServerKeepsNoFinishedThreads) {
-  su::HangGuard hang(150s);
-  const std::size_t threads_before = su::thread_count();
+  HangGuard hang(150s);
+  const std::size_t threads_before = thread_count();
   {
     FdLeakCheck leaks;
-    StreamServer server(Address::ipv4_loopback(0), su::echo_service(),
-                        su::options_for(Model::threading, backend()));
-    su::Serving serving(server);
-    ASSERT_EQ(su::stream_echo(server.address(), "first\n"), "first\n");
-    ASSERT_TRUE(su::wait_for([&] { return server.stats().active == 0; }, 2000ms));
+    StreamServer server(Address::ipv4_loopback(0), echo_service(),
+                        options_for(Model::threading, backend()));
+    Serving serving(server);
+    ASSERT_EQ(stream_echo(server.address(), "first\n"), "first\n");
+    ASSERT_TRUE(wait_for([&] { return server.stats().active == 0; }, 2000ms));
     const std::size_t fds_serving = open_fd_count();
-    const std::size_t threads_serving = su::thread_count();  // + the serving thread
+    const std::size_t threads_serving = thread_count();  // + the serving thread
 
-    su::Sampler threads([] { return su::thread_count(); });
-    su::Sampler fds([] { return open_fd_count(); });
+    Sampler threads([] { return thread_count(); });
+    Sampler fds([] { return open_fd_count(); });
     for (std::size_t i = 0; i < kSequential; ++i) {
-      const std::string line = su::client_line("seq", i);
-      const std::string got = su::stream_echo(server.address(), line);
+      const std::string line = client_line("seq", i);
+      const std::string got = stream_echo(server.address(), line);
       ASSERT_EQ(got, line) << "request " << i;
     }
-    ASSERT_TRUE(su::wait_for([&] { return server.stats().active == 0; }, 2000ms));
+    ASSERT_TRUE(wait_for([&] { return server.stats().active == 0; }, 2000ms));
     threads.stop();
     fds.stop();
 
@@ -84,8 +87,8 @@ TEST_P(ReapingTest, ThreadingServerKeepsNoFinishedThreads) {
     // finishing while the next starts. Anything growing with the request count fails.
     EXPECT_LT(threads.max(), threads_serving + 2 + 20)
         << "threads: " << threads.max() << " at most, " << threads_serving << " when idle";
-    EXPECT_TRUE(su::wait_for([&] { return su::thread_count() == threads_serving; }, 2000ms))
-        << su::thread_count() << " threads after the requests, " << threads_serving << " before";
+    EXPECT_TRUE(wait_for([&] { return thread_count() == threads_serving; }, 2000ms))
+        << thread_count() << " threads after the requests, " << threads_serving << " before";
     EXPECT_EQ(open_fd_count(), fds_serving) << "the server's fd count grew";
     EXPECT_LT(fds.max(), fds_serving + 2 + 20);  // the samplers' opendir, client, accepted
     const reactor::ServerStats s = server.stats();
@@ -96,20 +99,20 @@ TEST_P(ReapingTest, ThreadingServerKeepsNoFinishedThreads) {
     serving.stop();
     server.server_close();
   }
-  EXPECT_TRUE(su::wait_for([&] { return su::thread_count() == threads_before; }, 2000ms))
-      << su::thread_count() << " threads, " << threads_before << " before the server";
+  EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before; }, 2000ms))
+      << thread_count() << " threads, " << threads_before << " before the server";
 }
 
 TEST_P(ReapingTest, ThreadingServerNeverRunsMoreThanMaxThreads) {
-  su::HangGuard hang(60s);
+  HangGuard hang(60s);
   constexpr std::size_t kMaxThreads = 8;
   constexpr std::size_t kRequests = 200;
   constexpr std::size_t kClients = 50;
-  const std::size_t threads_before = su::thread_count();
+  const std::size_t threads_before = thread_count();
   {
     FdLeakCheck leaks;
-    su::SharedCounters running(2);  // handlers running now, the most at once
-    ServerOptions o = su::options_for(Model::threading, backend());
+    SharedCounters running(2);  // handlers running now, the most at once
+    ServerOptions o = options_for(Model::threading, backend());
     o.max_threads = kMaxThreads;
     StreamServer server(
         Address::ipv4_loopback(0),
@@ -123,9 +126,9 @@ TEST_P(ReapingTest, ThreadingServerNeverRunsMoreThanMaxThreads) {
           --running[0];
         })),
         o);
-    su::Serving serving(server);
-    const std::size_t threads_serving = su::thread_count();
-    su::Sampler threads([] { return su::thread_count(); });
+    Serving serving(server);
+    const std::size_t threads_serving = thread_count();
+    Sampler threads([] { return thread_count(); });
     std::vector<std::string> replies(kRequests);
     {
       std::atomic<std::size_t> next{0};
@@ -133,7 +136,7 @@ TEST_P(ReapingTest, ThreadingServerNeverRunsMoreThanMaxThreads) {
       for (std::size_t c = 0; c < kClients; ++c) {
         clients.emplace_back([&] {
           for (std::size_t i; (i = next.fetch_add(1)) < kRequests;) {
-            replies[i] = su::stream_echo(server.address(), su::client_line("burst", i));
+            replies[i] = stream_echo(server.address(), client_line("burst", i));
           }
         });
       }
@@ -141,7 +144,7 @@ TEST_P(ReapingTest, ThreadingServerNeverRunsMoreThanMaxThreads) {
     }
     threads.stop();
     for (std::size_t i = 0; i < kRequests; ++i) {
-      EXPECT_EQ(replies[i], su::client_line("burst", i));
+      EXPECT_EQ(replies[i], client_line("burst", i));
     }
     EXPECT_LE(running[1].load(), static_cast<std::int64_t>(kMaxThreads));
     EXPECT_GE(running[1].load(), 2) << "requests never overlapped: the bound was not tested";
@@ -150,11 +153,11 @@ TEST_P(ReapingTest, ThreadingServerNeverRunsMoreThanMaxThreads) {
     // linger a moment before it is joined: a small allowance).
     EXPECT_LE(threads.max(), threads_serving + 1 + kClients + kMaxThreads + 4)
         << threads_serving << " threads when idle";
-    EXPECT_TRUE(su::wait_for([&] { return server.stats().handled == kRequests; }, 3000ms));
+    EXPECT_TRUE(wait_for([&] { return server.stats().handled == kRequests; }, 3000ms));
     serving.stop();
     server.server_close();
   }
-  EXPECT_TRUE(su::wait_for([&] { return su::thread_count() == threads_before; }, 2000ms));
+  EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before; }, 2000ms));
 }
 
 /// Replies "<pid> <1 if the listener's socket is open in this process, else 0>\n" to each
@@ -164,7 +167,7 @@ StreamService reporting_service(const std::atomic<ino_t>& listener_inode) {
       reactor::stream_handler([&listener_inode](BlockingStream& s, const Address&) {
         while (auto line = s.read_line()) {
           if (*line == "slow\n") std::this_thread::sleep_for(20ms);
-          const bool holds = su::socket_inode_open(listener_inode.load());
+          const bool holds = socket_inode_open(listener_inode.load());
           s.write(std::to_string(::getpid()) + " " + (holds ? "1" : "0") + "\n");
           s.flush();
         }
@@ -183,8 +186,8 @@ void expect_child_reply(const std::string& reply, std::size_t i) {
 }
 
 TEST_P(ReapingTest, ForkingServerReapsEveryChildKeepsTheBoundAndClosesWhatItMustNotHold) {
-  if (!su::testable(Model::forking)) GTEST_SKIP() << "forking under ASan (see kForkingTestable)";
-  su::HangGuard hang(170s);
+  if (!testable(Model::forking)) GTEST_SKIP() << "forking under ASan (see kForkingTestable)";
+  HangGuard hang(170s);
   // A fork costs milliseconds on a loaded 2-core machine: the full 1,000 on the default
   // backend; on the others (whose part is only the SIGCHLD wake-up, taken on every request
   // all the same) a quarter, to keep the binary's runtime reasonable.
@@ -193,26 +196,26 @@ TEST_P(ReapingTest, ForkingServerReapsEveryChildKeepsTheBoundAndClosesWhatItMust
   const std::size_t burst = full ? 200 : 100;
   constexpr std::size_t kMaxChildren = 40;
   constexpr std::size_t kBurstClients = 50;
-  const std::size_t threads_before = su::thread_count();
+  const std::size_t threads_before = thread_count();
   {
     FdLeakCheck leaks;
     std::atomic<ino_t> listener_inode{0};
-    ServerOptions o = su::options_for(Model::forking, backend());
+    ServerOptions o = options_for(Model::forking, backend());
     o.max_children = kMaxChildren;
     StreamServer server(Address::ipv4_loopback(0), reporting_service(listener_inode), o);
-    listener_inode = su::inode_of(server.fileno());
+    listener_inode = inode_of(server.fileno());
     ASSERT_NE(listener_inode.load(), 0u);
-    su::Serving serving(server);
+    Serving serving(server);
 
     // The first fork sets up the SIGCHLD watch: count the parent's fds after it.
-    expect_child_reply(su::stream_echo(server.address(), "first\n"), 0);
-    ASSERT_TRUE(su::wait_for([&] { return server.stats().active == 0; }, 3000ms));
+    expect_child_reply(stream_echo(server.address(), "first\n"), 0);
+    ASSERT_TRUE(wait_for([&] { return server.stats().active == 0; }, 3000ms));
     const std::size_t fds_serving = open_fd_count();
 
-    su::Sampler children([] { return su::child_pids().size(); }, 2ms);
-    su::Sampler fds([] { return open_fd_count(); }, 2ms);
+    Sampler children([] { return child_pids().size(); }, 2ms);
+    Sampler fds([] { return open_fd_count(); }, 2ms);
     for (std::size_t i = 0; i < sequential; ++i) {
-      const std::string reply = su::stream_echo(server.address(), "fast\n");
+      const std::string reply = stream_echo(server.address(), "fast\n");
       expect_child_reply(reply, i);
       if (::testing::Test::HasFailure()) break;
     }
@@ -229,7 +232,7 @@ TEST_P(ReapingTest, ForkingServerReapsEveryChildKeepsTheBoundAndClosesWhatItMust
       for (std::size_t c = 0; c < kBurstClients; ++c) {
         clients.emplace_back([&] {
           for (std::size_t i; (i = next.fetch_add(1)) < burst;) {
-            replies[i] = su::stream_echo(server.address(), "slow\n");
+            replies[i] = stream_echo(server.address(), "slow\n");
           }
         });
       }
@@ -238,13 +241,13 @@ TEST_P(ReapingTest, ForkingServerReapsEveryChildKeepsTheBoundAndClosesWhatItMust
     for (std::size_t i = 0; i < burst; ++i) expect_child_reply(replies[i], sequential + i);
 
     // Reaped by SIGCHLD handling, without server_close.
-    EXPECT_TRUE(su::wait_for([] { return su::child_pids().empty(); }, 3000ms))
-        << su::child_pids().size() << " children (" << su::zombie_children()
+    EXPECT_TRUE(wait_for([] { return child_pids().empty(); }, 3000ms))
+        << child_pids().size() << " children (" << zombie_children()
         << " zombies) long after the last request";
     children.stop();
     EXPECT_LE(children.max(), kMaxChildren) << "live children (zombies included)";
     EXPECT_GE(children.max(), kMaxChildren / 2) << "the burst never piled children up";
-    EXPECT_TRUE(su::wait_for([&] { return server.stats().active == 0; }, 3000ms));
+    EXPECT_TRUE(wait_for([&] { return server.stats().active == 0; }, 3000ms));
     EXPECT_EQ(open_fd_count(), fds_serving) << "the parent's fd count grew";
 
     const reactor::ServerStats s = server.stats();
@@ -254,11 +257,11 @@ TEST_P(ReapingTest, ForkingServerReapsEveryChildKeepsTheBoundAndClosesWhatItMust
 
     serving.stop();
     server.server_close();
-    EXPECT_EQ(su::zombie_children(), 0u);
-    EXPECT_TRUE(su::child_pids().empty());
-    EXPECT_TRUE(su::waitpid_finds_no_child());
+    EXPECT_EQ(zombie_children(), 0u);
+    EXPECT_TRUE(child_pids().empty());
+    EXPECT_TRUE(waitpid_finds_no_child());
   }
-  EXPECT_TRUE(su::wait_for([&] { return su::thread_count() == threads_before; }, 2000ms));
+  EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before; }, 2000ms));
 }
 
 REACTOR_INSTANTIATE_ALL_BACKENDS(ReapingTest);

@@ -8,13 +8,18 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
 
 #include "reactor/server/stream_server.hpp"
-#include "tests/server/server_test_util.hpp"
+#include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/time_helpers.hpp"
+#include "tests/support/processes.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/signals.hpp"
+#include "tests/support/sockets.hpp"
 
 namespace reactor::test {
 namespace {
@@ -37,18 +42,10 @@ StreamService blocking_service(std::atomic<bool>& entered) {
           })};
 }
 
-int connect_to(const Address& a) {
-  int fd = ::socket(a.domain(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  EXPECT_EQ(::connect(fd, a.native(), a.native_size()), 0);
-  return fd;
-}
-
 class ShutdownSignalsTest : public ::testing::TestWithParam<Model> {};
 
 TEST_P(ShutdownSignalsTest, SignalEndsServeForeverWhileAHandlerBlocks) {
-  if (!serverutil::testable(GetParam())) GTEST_SKIP() << "forking under ASan";
+  if (!testable(GetParam())) GTEST_SKIP() << "forking under ASan";
   ScopedDisposition keep(SIGUSR2);
   std::atomic<bool> entered{false};
   ServerOptions o;
@@ -61,7 +58,9 @@ TEST_P(ShutdownSignalsTest, SignalEndsServeForeverWhileAHandlerBlocks) {
     server.serve_forever();
     returned = true;
   });
-  int client = connect_to(server.address());
+  int err = 0;
+  Fd client = connect_stream(server.address(), err, {}, 5s);
+  EXPECT_GE(client.get(), 0) << std::strerror(err);
   if (GetParam() == Model::forking) {
     std::this_thread::sleep_for(300ms);  // the handler runs in a child: no flag to watch
   } else {
@@ -78,18 +77,28 @@ TEST_P(ShutdownSignalsTest, SignalEndsServeForeverWhileAHandlerBlocks) {
   server.server_close();
   // The client sees its connection end.
   char c;
-  EXPECT_LE(::recv(client, &c, 1, 0), 0);
-  ::close(client);
+  EXPECT_LE(::recv(client.get(), &c, 1, 0), 0);
+  client.reset();
 }
 
-INSTANTIATE_TEST_SUITE_P(AllModels, ShutdownSignalsTest,
-                         ::testing::Values(Model::sync, Model::threading, Model::forking,
-                                           Model::reactor, Model::pool),
-                         [](const auto& info) {
-                           std::string name(to_string(info.param));
-                           name[0] = static_cast<char>(std::toupper(name[0]));
-                           return name;
-                         });
+/// Names a test after the backend its server runs on, the default one (the model is in the
+/// instantiation prefix).
+struct DefaultBackendName {
+  std::string operator()(const ::testing::TestParamInfo<Model>&) const {
+    return default_backend_name();
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Sync, ShutdownSignalsTest, ::testing::Values(Model::sync),
+                         DefaultBackendName());
+INSTANTIATE_TEST_SUITE_P(Threading, ShutdownSignalsTest, ::testing::Values(Model::threading),
+                         DefaultBackendName());
+INSTANTIATE_TEST_SUITE_P(Forking, ShutdownSignalsTest, ::testing::Values(Model::forking),
+                         DefaultBackendName());
+INSTANTIATE_TEST_SUITE_P(Reactor, ShutdownSignalsTest, ::testing::Values(Model::reactor),
+                         DefaultBackendName());
+INSTANTIATE_TEST_SUITE_P(Pool, ShutdownSignalsTest, ::testing::Values(Model::pool),
+                         DefaultBackendName());
 
 TEST(ShutdownSignals, DispositionComesBackWithTheServer) {
   ScopedDisposition keep(SIGUSR2);

@@ -1,4 +1,4 @@
-// S2: shutdown on every backend. Twenty servers (every transport x every model) shut down at
+// Shutdown on every backend. Twenty servers (every transport x every model) shut down at
 // once from twenty threads: each serving thread returns within 1 s. shutdown() twice,
 // server_close() twice, shutdown() after close: harmless. A server that never served: shutdown
 // returns at once and a later serve_forever or handle_request returns at once. A shutdown
@@ -18,10 +18,14 @@
 
 #include "reactor/server/blocking_stream.hpp"
 #include "reactor/server/handlers.hpp"
-#include "tests/server/server_test_util.hpp"
 #include "tests/support/backends.hpp"
+#include "tests/support/clients.hpp"
 #include "tests/support/fds.hpp"
-#include "tests/support/io_helpers.hpp"
+#include "tests/support/loop.hpp"
+#include "tests/support/processes.hpp"
+#include "tests/support/servers.hpp"
+#include "tests/support/sockets.hpp"
+#include "tests/support/time.hpp"
 
 namespace {
 
@@ -36,14 +40,12 @@ using reactor::Model;
 using reactor::StreamService;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
-namespace su = reactor::test::serverutil;
-using su::AnyServer;
-using su::Clock;
-using su::Transport;
+using namespace reactor::test;
+using Clock = reactor::test::SteadyClock;
 
 class ShutdownTest : public reactor::test::BackendTest {
  protected:
-  void SetUp() override { reactor::test::warm_up_backend(backend()); }
+  void SetUp() override { reactor::test::warm_up(backend()); }
 };
 
 /// Every transport with every model, each once: (i % 4, i % 5) for i < 20.
@@ -54,40 +56,40 @@ struct Combo {
 std::vector<Combo> all_combos() {
   std::vector<Combo> out;
   for (std::size_t i = 0; i < 20; ++i) {
-    if (!su::testable(su::kAllModels[i % 5])) continue;
-    out.push_back({su::kAllTransports[i % 4], su::kAllModels[i % 5]});
+    if (!testable(kAllModels[i % 5])) continue;
+    out.push_back({kServerTransports[i % 4], kAllModels[i % 5]});
   }
   return out;
 }
 
 std::string describe(const Combo& c) {
-  return std::string(su::transport_name(c.transport)) + " " + su::model_name(c.model);
+  return std::string(name(c.transport)) + " " + model_name(c.model);
 }
 
 /// Nothing left behind by servers that are gone: threads back to `before`, no child.
 void expect_no_threads_or_children(std::size_t before) {
-  EXPECT_TRUE(su::wait_for([&] { return su::thread_count() == before; }, 2000ms))
-      << su::thread_count() << " threads, " << before << " before";
-  EXPECT_TRUE(su::child_pids().empty()) << su::child_pids().size() << " children left";
-  EXPECT_TRUE(su::waitpid_finds_no_child());
+  EXPECT_TRUE(wait_for([&] { return thread_count() == before; }, 2000ms))
+      << thread_count() << " threads, " << before << " before";
+  EXPECT_TRUE(child_pids().empty()) << child_pids().size() << " children left";
+  EXPECT_TRUE(waitpid_finds_no_child());
 }
 
 TEST_P(ShutdownTest, TwentyServersShutDownAtOnceEachWithinOneSecond) {
-  su::HangGuard hang(120s);
-  su::TempDir dir;
-  const std::size_t threads_before = su::thread_count();
+  HangGuard hang(120s);
+  TempDir dir;
+  const std::size_t threads_before = thread_count();
   {
     FdLeakCheck leaks;
     const std::vector<Combo> combos = all_combos();
     std::vector<std::unique_ptr<AnyServer>> servers;
     for (const Combo& c : combos) {
-      servers.push_back(std::make_unique<AnyServer>(
-          c.transport, su::bind_address(c.transport, &dir), su::options_for(c.model, backend())));
+      servers.push_back(std::make_unique<AnyServer>(c.transport, bind_address(c.transport, &dir),
+                                                    options_for(c.model, backend())));
     }
-    std::vector<std::unique_ptr<su::Serving<AnyServer>>> serving;
-    for (auto& s : servers) serving.push_back(std::make_unique<su::Serving<AnyServer>>(*s));
+    std::vector<std::unique_ptr<Serving<AnyServer>>> serving;
+    for (auto& s : servers) serving.push_back(std::make_unique<Serving<AnyServer>>(*s));
     for (std::size_t i = 0; i < servers.size(); ++i) {
-      const std::string line = su::client_line("before", i);
+      const std::string line = client_line("before", i);
       EXPECT_EQ(servers[i]->echo(line), line) << describe(combos[i]);
     }
 
@@ -99,7 +101,7 @@ TEST_P(ShutdownTest, TwentyServersShutDownAtOnceEachWithinOneSecond) {
         go.wait();
         const auto t = Clock::now();
         servers[i]->shutdown();
-        shutdown_ms[i] = su::ms_between(t, Clock::now());
+        shutdown_ms[i] = ms_between(t, Clock::now());
       });
     }
     const auto t0 = Clock::now();
@@ -107,7 +109,7 @@ TEST_P(ShutdownTest, TwentyServersShutDownAtOnceEachWithinOneSecond) {
     for (std::size_t i = 0; i < servers.size(); ++i) {
       SCOPED_TRACE(describe(combos[i]));
       ASSERT_TRUE(serving[i]->wait_returned(5000ms)) << "serve_forever did not return";
-      EXPECT_LT(su::ms_between(t0, serving[i]->returned_at()), 1000.0);
+      EXPECT_LT(ms_between(t0, serving[i]->returned_at()), 1000.0);
       EXPECT_EQ(serving[i]->error(), "");
     }
     for (auto& t : stoppers) t.join();
@@ -125,15 +127,14 @@ TEST_P(ShutdownTest, TwentyServersShutDownAtOnceEachWithinOneSecond) {
 }
 
 TEST_P(ShutdownTest, ShutdownTwiceAndCloseTwiceAreHarmless) {
-  su::HangGuard hang(120s);
-  const std::size_t threads_before = su::thread_count();
+  HangGuard hang(120s);
+  const std::size_t threads_before = thread_count();
   {
     FdLeakCheck leaks;
     for (const Combo& c : all_combos()) {
       SCOPED_TRACE(describe(c));
-      AnyServer server(c.transport, su::bind_address(c.transport),
-                       su::options_for(c.model, backend()));
-      su::Serving serving(server);
+      AnyServer server(c.transport, bind_address(c.transport), options_for(c.model, backend()));
+      Serving serving(server);
       EXPECT_EQ(server.echo("one\n"), "one\n");
       server.shutdown();  // from another thread: returns when serve_forever has returned
       EXPECT_TRUE(serving.wait_returned(500ms));
@@ -156,29 +157,29 @@ TEST_P(ShutdownTest, ShutdownTwiceAndCloseTwiceAreHarmless) {
 }
 
 TEST_P(ShutdownTest, ServerThatNeverServedShutsDownAtOnceAndThenServesNothing) {
-  su::HangGuard hang(120s);
-  const std::size_t threads_before = su::thread_count();
+  HangGuard hang(120s);
+  const std::size_t threads_before = thread_count();
   {
     FdLeakCheck leaks;
     for (const Combo& c : all_combos()) {
       SCOPED_TRACE(describe(c));
-      reactor::ServerOptions options = su::options_for(c.model, backend());
+      reactor::ServerOptions options = options_for(c.model, backend());
       options.timeout = 3s;  // a handle_request that ignored the shutdown would wait this long
-      AnyServer server(c.transport, su::bind_address(c.transport), options);
+      AnyServer server(c.transport, bind_address(c.transport), options);
 
       auto t = Clock::now();
       server.shutdown();
-      EXPECT_LT(su::ms_between(t, Clock::now()), 500.0) << "shutdown of an idle server";
+      EXPECT_LT(ms_between(t, Clock::now()), 500.0) << "shutdown of an idle server";
 
       t = Clock::now();
       EXPECT_FALSE(server.handle_request());
-      EXPECT_LT(su::ms_between(t, Clock::now()), 500.0) << "handle_request after shutdown";
+      EXPECT_LT(ms_between(t, Clock::now()), 500.0) << "handle_request after shutdown";
 
       t = Clock::now();
       {
-        su::Serving serving(server);
+        Serving serving(server);
         EXPECT_TRUE(serving.wait_returned(2000ms)) << "serve_forever after shutdown";
-        EXPECT_LT(su::ms_between(t, serving.returned_at()), 500.0);
+        EXPECT_LT(ms_between(t, serving.returned_at()), 500.0);
         EXPECT_EQ(serving.error(), "");
       }
       server.server_close();
@@ -189,21 +190,20 @@ TEST_P(ShutdownTest, ServerThatNeverServedShutsDownAtOnceAndThenServesNothing) {
 }
 
 TEST_P(ShutdownTest, ShutdownRacingTheStartOfServeForeverNeverHangs) {
-  su::HangGuard hang(120s);
-  const std::size_t threads_before = su::thread_count();
+  HangGuard hang(120s);
+  const std::size_t threads_before = thread_count();
   {
     FdLeakCheck leaks;
     for (const Combo& c : all_combos()) {
       SCOPED_TRACE(describe(c));
       for (int round = 0; round < 10; ++round) {
-        AnyServer server(c.transport, su::bind_address(c.transport),
-                         su::options_for(c.model, backend()));
-        su::Serving serving(server);
+        AnyServer server(c.transport, bind_address(c.transport), options_for(c.model, backend()));
+        Serving serving(server);
         // No wait: the shutdown lands anywhere in serve_forever's start (or before it).
         if (round % 2 == 1) std::this_thread::yield();
         const auto t = Clock::now();
         server.shutdown();
-        EXPECT_LT(su::ms_between(t, Clock::now()), 1000.0) << "round " << round;
+        EXPECT_LT(ms_between(t, Clock::now()), 1000.0) << "round " << round;
         EXPECT_TRUE(serving.wait_returned(1000ms)) << "round " << round;
         serving.join();
         server.server_close();
@@ -264,30 +264,29 @@ reactor::DatagramHandler stopping_datagram_handler(ServerSlot& slot) {
 }
 
 TEST_P(ShutdownTest, ShutdownFromInsideAHandlerDoesNotDeadlock) {
-  su::HangGuard hang(120s);
-  const std::size_t threads_before = su::thread_count();
+  HangGuard hang(120s);
+  const std::size_t threads_before = thread_count();
   {
     FdLeakCheck leaks;
     for (const Combo& c : all_combos()) {
       SCOPED_TRACE(describe(c));
       ServerSlot slot;
-      AnyServer server(c.transport, su::bind_address(c.transport),
-                       su::options_for(c.model, backend()), stopping_service(slot),
-                       stopping_datagram_handler(slot));
+      AnyServer server(c.transport, bind_address(c.transport), options_for(c.model, backend()),
+                       stopping_service(slot), stopping_datagram_handler(slot));
       slot.server = &server;
-      su::Serving serving(server);
+      Serving serving(server);
       EXPECT_EQ(server.echo("hello\n"), "hello\n");
       const auto t = Clock::now();
       EXPECT_EQ(server.echo("stop\n"), "stopped\n") << "the handler that called shutdown hung";
       if (c.model != Model::forking) {
         EXPECT_TRUE(serving.wait_returned(2000ms)) << "serve_forever went on after shutdown";
-        EXPECT_LT(su::ms_between(t, serving.returned_at()), 1000.0);
+        EXPECT_LT(ms_between(t, serving.returned_at()), 1000.0);
       }
       // A forking handler runs in a child: its shutdown() is the child's copy and cannot
       // stop the parent; only that it returns is checked (the reply above came back).
       const auto t2 = Clock::now();
       serving.stop();
-      EXPECT_LT(su::ms_between(t2, Clock::now()), 1000.0);
+      EXPECT_LT(ms_between(t2, Clock::now()), 1000.0);
       EXPECT_EQ(serving.error(), "");
       server.server_close();
       EXPECT_EQ(server.stats().errors, 0u);
@@ -299,14 +298,14 @@ TEST_P(ShutdownTest, ShutdownFromInsideAHandlerDoesNotDeadlock) {
 // --- shutdown() cancels a blocked read_line ---------------------------------------------
 
 TEST_P(ShutdownTest, ShutdownCancelsABlockingHandlerWaitingInReadLine) {
-  su::HangGuard hang(60s);
-  const std::size_t threads_before = su::thread_count();
+  HangGuard hang(60s);
+  const std::size_t threads_before = thread_count();
   {
     FdLeakCheck leaks;
     for (Model m : {Model::sync, Model::threading, Model::forking}) {
-      if (!su::testable(m)) continue;
-      SCOPED_TRACE(su::model_name(m));
-      su::PipeLog log;
+      if (!testable(m)) continue;
+      SCOPED_TRACE(model_name(m));
+      PipeLog log;
       auto handler = reactor::stream_handler([&log](BlockingStream& s, const Address&) {
         s.write("ready\n");
         s.flush();
@@ -319,26 +318,26 @@ TEST_P(ShutdownTest, ShutdownCancelsABlockingHandlerWaitingInReadLine) {
           throw;
         }
       });
-      AnyServer server(Transport::tcp, Address::ipv4_loopback(0), su::options_for(m, backend()),
+      AnyServer server(Transport::tcp4, Address::ipv4_loopback(0), options_for(m, backend()),
                        StreamService(handler));
-      su::Serving serving(server);
+      Serving serving(server);
 
       int err = 0;
-      Fd client = su::connect_stream(server.address(), err);
+      Fd client = connect_stream(server.address(), err);
       ASSERT_GE(client.get(), 0) << std::strerror(err);
-      ASSERT_EQ(su::read_line(client.get()).bytes, "ready\n");
+      ASSERT_EQ(read_line(client.get()).bytes, "ready\n");
 
       auto t = Clock::now();
       server.shutdown();
-      EXPECT_LT(su::ms_between(t, Clock::now()), 1000.0) << "shutdown()";
+      EXPECT_LT(ms_between(t, Clock::now()), 1000.0) << "shutdown()";
       EXPECT_TRUE(serving.wait_returned(500ms));
       t = Clock::now();
       server.server_close();
-      EXPECT_LT(su::ms_between(t, Clock::now()), 1000.0) << "server_close()";
+      EXPECT_LT(ms_between(t, Clock::now()), 1000.0) << "server_close()";
       serving.join();
 
       EXPECT_EQ(log.lines(), std::vector<std::string>{"canceled"});
-      const su::ClientRead end = su::read_to_end(client.get());
+      const ClientRead end = read_to_end(client.get());
       EXPECT_TRUE(end.ended()) << end.describe();
       EXPECT_EQ(server.stats().errors, 0u) << "a cancelled wait is not a handler error";
     }

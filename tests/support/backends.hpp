@@ -5,7 +5,8 @@
 ///   TEST_P(FooTest, Bar) { reactor::Reactor loop(backend()); ... }
 ///   REACTOR_INSTANTIATE_ALL_BACKENDS(FooTest);
 ///
-/// gives test names such as AllBackends/FooTest.Bar/epoll.
+/// gives test names such as AllBackends/FooTest.Bar/epoll: the last part of every test
+/// parameterised over backends is the backend's name (see tests/README.md).
 #include <gtest/gtest.h>
 
 #include <string>
@@ -13,12 +14,19 @@
 
 namespace reactor::test {
 
-/// Every backend compiled into the library ("epoll", "uv", "poll", "select").
+/// Every backend compiled into the library ("epoll", "uv", "poll", "select"), each warmed
+/// up (see warm_up) before the first test runs.
 std::vector<std::string> all_backends();
 
-/// Base fixture: GetParam() is a backend name.
+/// Builds, runs once and destroys one Reactor over `backend`, once per process (any thread).
+/// libuv opens a pair of process-wide fds the first time a loop is made and never closes
+/// them; doing that before a FdLeakCheck starts keeps the check about the test.
+void warm_up(const std::string& backend);
+
+/// Base fixture: GetParam() is a backend name, warmed up before each test.
 class BackendTest : public ::testing::TestWithParam<std::string> {
  protected:
+  void SetUp() override { warm_up(backend()); }
   const std::string& backend() const { return GetParam(); }
 };
 

@@ -36,7 +36,7 @@ inline constexpr bool kMsan = REACTOR_TEST_MSAN;
 /// True under any sanitizer that replaces the allocator.
 inline constexpr bool kSanitized = kAsan || kTsan || kMsan;
 
-/// The factor a latency bound from tests-required.md is widened by here: 1 in plain
+/// The factor a test's latency bound is widened by here: 1 in plain
 /// builds, where the contract is checked as written; 2 under ASan and 5 under TSan, whose
 /// instrumentation slows every thread start, allocation and lock. Only bounds on how fast
 /// the server answers are scaled, never counts or orderings.
