@@ -216,8 +216,11 @@ TEST_P(EventHandlerTest, WatermarkHooksThatDoNotPauseLeaveTheQueueToGrow) {
   ASSERT_TRUE(su::wait_for([&] { return seen.closes.load() == 1; }, 10s));
   EXPECT_EQ(seen.reason(), CloseReason::limit);
   EXPECT_GE(seen.highs.load(), 1) << "the hook ran, even though it did not pause";
-  su::hang_up(fd);
+  // Shut the socket down to end a send still blocked, and close it only after the writer has
+  // stopped using it (a close under a running send could hand its number to another file).
+  ::shutdown(fd.get(), SHUT_RDWR);
   writer.join();
+  su::hang_up(fd);
 }
 
 TEST_P(EventHandlerTest, ByDefaultEndOfInputFlushesThenClosesWithEof) {
