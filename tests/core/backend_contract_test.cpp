@@ -32,6 +32,7 @@
 #include "reactor/core/backend.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
+#include "tests/support/io.hpp"
 
 namespace {
 
@@ -40,14 +41,17 @@ using reactor::Backend;
 using reactor::Interest;
 using reactor::IoEvents;
 using reactor::Readiness;
+using reactor::test::drain;
 using reactor::test::Fd;
 using reactor::test::FdLeakCheck;
+using reactor::test::fill;
 using reactor::test::SocketPair;
+using reactor::test::write_byte;
 using Clock = std::chrono::steady_clock;
 using Batch = std::vector<Readiness>;
 
 // ---------------------------------------------------------------------------------------
-// Small local helpers.
+// Small local helpers (the raw reads and writes are tests/support/io.hpp's).
 
 /// A non-blocking, close-on-exec pipe.
 struct Pipe {
@@ -67,29 +71,9 @@ Fd make_eventfd() {
   return Fd(fd);
 }
 
-bool write_byte(int fd) {
-  const char c = 'x';
-  return ::write(fd, &c, 1) == 1;
-}
-
 bool signal_eventfd(int fd) {
   const std::uint64_t one = 1;
   return ::write(fd, &one, sizeof one) == static_cast<ssize_t>(sizeof one);
-}
-
-void drain(int fd) {
-  char buf[4096];
-  for (int i = 0; i < 1024 && ::read(fd, buf, sizeof buf) > 0; ++i) {
-  }
-}
-
-/// Writes until the kernel says EAGAIN (bounded), leaving no send room.
-void fill(int fd) {
-  static const std::string chunk(4096, 'f');
-  for (int i = 0; i < 16384 && ::write(fd, chunk.data(), chunk.size()) > 0; ++i) {
-  }
-  for (int i = 0; i < 65536 && write_byte(fd); ++i) {
-  }
 }
 
 /// The entry for `token` in `batch`, or null.
