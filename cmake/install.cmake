@@ -27,6 +27,9 @@ foreach(header IN LISTS reactor_public_headers)
           DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/${header_dir} COMPONENT reactor_development)
 endforeach()
 
+install(FILES ${PROJECT_BINARY_DIR}/include/reactor/version.hpp
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/reactor COMPONENT reactor_development)
+
 install(TARGETS reactor EXPORT reactorTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT reactor_development
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT reactor_runtime

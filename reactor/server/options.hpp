@@ -93,7 +93,8 @@ struct ServerOptions {
   /// datagram). Empty: everyone. Runs on the accepting loop's thread (pool: any loop's).
   std::function<bool(const Address& client)> verify_request{};
   /// A handler threw. Runs once per failure on the thread (or child) that ran the handler;
-  /// must be thread-safe for the threading and pool models. Empty: one line on stderr.
+  /// must be thread-safe for the threading and pool models. Empty: a LogLevel::error report
+  /// (reactor/core/log.hpp; by default one line on stderr).
   std::function<void(const Address& client, std::exception_ptr error)> handle_error{};
   /// handle_request() waited `timeout` and no request came. Runs on the calling thread.
   std::function<void()> handle_timeout{};

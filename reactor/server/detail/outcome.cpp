@@ -2,9 +2,10 @@
 
 #include <sys/wait.h>
 
-#include <cstdio>
 #include <string>
 #include <system_error>
+
+#include "reactor/core/log.hpp"
 
 namespace reactor::detail {
 
@@ -33,8 +34,8 @@ Outcome classify_failure(const ServerOptions& options, const Address& client,
     what = e.what();
   } catch (...) {
   }
-  std::fprintf(stderr, "reactor: error while handling a request from %s: %s\n",
-               client.empty() ? "(unnamed)" : client.to_string().c_str(), what.c_str());
+  detail::log(LogLevel::error, "error while handling a request from %s: %s",
+              client.empty() ? "(unnamed)" : client.to_string().c_str(), what.c_str());
   return Outcome::error;
 }
 
