@@ -18,9 +18,11 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "reactor/core/log.hpp"
 #include "reactor/server/access_list.hpp"
 #include "reactor/server/blocking_stream.hpp"
 #include "reactor/server/datagram_server.hpp"
@@ -161,6 +163,40 @@ TEST_P(HandlerErrorTest, ThrowingStreamHandlerIsReportedOnceItsConnectionClosedS
     serving.stop();
     server.server_close();
   }
+}
+
+TEST_P(HandlerErrorTest, WithoutHandleErrorTheLogHookGetsOneErrorReport) {
+  HangGuard hang(60s);
+  FdLeakCheck leaks;
+  PipeLog log;
+  // A forking server's children inherit the hook; the pipe carries their reports here.
+  reactor::LogHandler previous =
+      reactor::set_log_handler([&log](reactor::LogLevel level, std::string_view message) {
+        log.write(std::string("L ") + reactor::to_string(level) + " " + std::string(message));
+      });
+  {
+    ServerOptions options = logging_options(model(), backend(), log);
+    options.handle_error = nullptr;
+    StreamServer server(bind_address(Transport::tcp4), logging_service(log), options);
+    Serving serving(server);
+
+    int err = 0;
+    Fd boom = connect_stream(server.address(), err);
+    ASSERT_GE(boom.get(), 0) << std::strerror(err);
+    const Address who = bound_address(boom.get());
+    ASSERT_TRUE(send_all(boom.get(), "boom\n"));
+    EXPECT_TRUE(read_to_end(boom.get()).ended());
+    hang_up(boom);
+    expect_counts(server, 1, 0);
+    std::this_thread::sleep_for(100ms);  // a second report would come now
+    const std::vector<std::string> reports = log.lines_starting("L ");
+    ASSERT_EQ(reports.size(), 1u);
+    EXPECT_EQ(reports[0], "L error error while handling a request from " + who.to_string() +
+                              ": boom from " + who.to_string());
+    serving.stop();
+    server.server_close();
+  }
+  reactor::set_log_handler(std::move(previous));
 }
 
 /// Throws 42 (not a std::exception) when the first connection starts: from setup() for the
