@@ -29,41 +29,18 @@ foreach(f include/reactor/core/reactor.hpp include/reactor/core/detail/loop_ref.
   endif()
 endforeach()
 
-# 2. README.md's example (the first ```cpp block) is built too, so it cannot rot.
-set(readme_arg)
-if(EXISTS ${README})
-  file(READ ${README} text)
-  string(REGEX MATCH "```cpp\n(.*)" tail "${text}")
-  if(tail)
-    string(FIND "${CMAKE_MATCH_1}" "```" end)
-    string(SUBSTRING "${CMAKE_MATCH_1}" 0 ${end} example)
-    file(WRITE ${WORK_DIR}/readme_example.cpp "${example}")
-    set(readme_arg -DREADME_EXAMPLE=${WORK_DIR}/readme_example.cpp)
-  endif()
-endif()
-
-# 3. find_package(reactor) from the prefix, with the flags of this build (sanitizers).
+# 2. find_package(reactor) from the prefix, with the flags of this build (sanitizers).
 run("configure consumer" ${CMAKE_COMMAND} -S ${CONSUMER_DIR} -B ${WORK_DIR}/build -G ${GENERATOR}
     -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_BUILD_TYPE=${CONFIG}
-    "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${EXE_LINKER_FLAGS}"
-    ${readme_arg})
+    "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${EXE_LINKER_FLAGS}")
 run("build consumer" ${CMAKE_COMMAND} --build ${WORK_DIR}/build ${config_args})
 run("run consumer" ${WORK_DIR}/build/consumer)
 if(NOT run_output MATCHES "backend: (select|poll|epoll|uv)")
   message(FATAL_ERROR "consumer printed no backend name:\n${run_output}")
 endif()
 message(STATUS "${run_output}")
-if(readme_arg)
-  execute_process(COMMAND ${CMAKE_COMMAND} -E echo "hello from a pipe"
-                  COMMAND ${WORK_DIR}/build/readme_example
-                  RESULTS_VARIABLE rcs OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
-  if(NOT rcs STREQUAL "0;0" OR NOT out MATCHES "hello from a pipe")
-    message(FATAL_ERROR "README example failed (${rcs}):\n${out}\n${err}")
-  endif()
-  message(STATUS "run README example: ok")
-endif()
 
-# 4. The same consumer compiled by hand with pkg-config. A static libreactor needs its
+# 3. The same consumer compiled by hand with pkg-config. A static libreactor needs its
 #    private dependencies (libuv) on the link line: that is what --static is for.
 if(NOT PKG_CONFIG)
   find_program(PKG_CONFIG pkg-config REQUIRED)
