@@ -20,7 +20,8 @@ if(CONFIG)
   set(config_args --config ${CONFIG})
 endif()
 run("install" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix} ${config_args})
-foreach(f include/reactor/core/reactor.hpp include/reactor/core/detail/loop_ref.hpp
+foreach(f include/reactor/reactor.hpp include/reactor/core/reactor.hpp
+          include/reactor/core/detail/loop_ref.hpp
           ${LIBDIR}/cmake/reactor/reactorConfig.cmake
           ${LIBDIR}/cmake/reactor/reactorConfigVersion.cmake
           ${LIBDIR}/pkgconfig/reactor.pc)
@@ -28,6 +29,26 @@ foreach(f include/reactor/core/reactor.hpp include/reactor/core/detail/loop_ref.
     message(FATAL_ERROR "not installed: ${f}")
   endif()
 endforeach()
+
+# The umbrella header includes every installed public header: all but itself, those under a
+# detail/ folder, and core/handler_call.hpp (namespace detail, for the library's own files).
+file(READ ${prefix}/include/reactor/reactor.hpp umbrella)
+file(GLOB_RECURSE headers RELATIVE ${prefix}/include ${prefix}/include/reactor/*.hpp)
+set(not_included)
+foreach(h IN LISTS headers)
+  if(h MATCHES "/detail/" OR h STREQUAL "reactor/reactor.hpp"
+     OR h STREQUAL "reactor/core/handler_call.hpp")
+    continue()
+  endif()
+  string(FIND "${umbrella}" "#include \"${h}\"" at)
+  if(at EQUAL -1)
+    list(APPEND not_included ${h})
+  endif()
+endforeach()
+if(not_included)
+  message(FATAL_ERROR "reactor/reactor.hpp does not include: ${not_included}")
+endif()
+message(STATUS "umbrella header: ok")
 
 # 2. find_package(reactor) from the prefix, with the flags of this build (sanitizers).
 run("configure consumer" ${CMAKE_COMMAND} -S ${CONSUMER_DIR} -B ${WORK_DIR}/build -G ${GENERATOR}
