@@ -67,9 +67,9 @@ constexpr bool has(Interest set, Interest bit) noexcept { return (set & bit) == 
 
 /// What was found ready for one fd. A plain bit set; cheap to copy.
 struct IoEvents {
-  /// Bit of `bits`: a read will not block (it may find end of file).
+  /// Bit of `bits`: the fd was readable (data, end of file, or an error to read).
   static constexpr std::uint8_t kReadable = 1;
-  /// Bit of `bits`: a write will not block.
+  /// Bit of `bits`: the fd was writable (room to send, or an error to find).
   static constexpr std::uint8_t kWritable = 2;
   static constexpr std::uint8_t kHangupOrError = 4;  ///< a hint; read/write tell the truth
   static constexpr std::uint8_t kInvalid = 8;        ///< the fd was closed behind our back

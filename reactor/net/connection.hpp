@@ -115,7 +115,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     on_eof_ = std::move(h);
   }
   /// Queued output reached Options::high_watermark: pause what produces it. Runs once per
-  /// crossing, not again until on_low_watermark has run.
+  /// crossing: not again until the queue has fallen back to Options::low_watermark.
   void on_high_watermark(Handler h) {
     REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_high_watermark()");
     on_high_ = std::move(h);
