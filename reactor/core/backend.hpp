@@ -54,9 +54,11 @@ namespace reactor {
 /// What an fd is watched for.
 enum class Interest : std::uint8_t { none = 0, read = 1, write = 2, read_write = 3 };
 
+/// Both interests: Interest::read | Interest::write is Interest::read_write.
 constexpr Interest operator|(Interest a, Interest b) noexcept {
   return static_cast<Interest>(static_cast<std::uint8_t>(a) | static_cast<std::uint8_t>(b));
 }
+/// The interests `a` and `b` have in common (Interest::none if none).
 constexpr Interest operator&(Interest a, Interest b) noexcept {
   return static_cast<Interest>(static_cast<std::uint8_t>(a) & static_cast<std::uint8_t>(b));
 }
@@ -65,23 +67,31 @@ constexpr bool has(Interest set, Interest bit) noexcept { return (set & bit) == 
 
 /// What was found ready for one fd. A plain bit set; cheap to copy.
 struct IoEvents {
+  /// Bit of `bits`: the fd was readable (data, end of file, or an error to read).
   static constexpr std::uint8_t kReadable = 1;
+  /// Bit of `bits`: the fd was writable (room to send, or an error to find).
   static constexpr std::uint8_t kWritable = 2;
   static constexpr std::uint8_t kHangupOrError = 4;  ///< a hint; read/write tell the truth
   static constexpr std::uint8_t kInvalid = 8;        ///< the fd was closed behind our back
 
+  /// The k* bits found ready; none set means nothing was.
   std::uint8_t bits = 0;
 
+  /// Whether kReadable, kWritable, kHangupOrError or kInvalid is set in `bits`; any(): one
+  /// of them is.
+  ///@{
   constexpr bool readable() const noexcept { return (bits & kReadable) != 0; }
   constexpr bool writable() const noexcept { return (bits & kWritable) != 0; }
   constexpr bool hangup_or_error() const noexcept { return (bits & kHangupOrError) != 0; }
   constexpr bool invalid() const noexcept { return (bits & kInvalid) != 0; }
   constexpr bool any() const noexcept { return bits != 0; }
+  ///@}
 };
 
 /// One entry of a poll() batch.
 struct Readiness {
   std::uint64_t token;  ///< as given to add()/modify()
+  /// What was found ready on the fd registered under `token`.
   IoEvents events;
 };
 

@@ -29,6 +29,8 @@
 /// them checks anything.
 
 #ifndef REACTOR_DEBUG_CHECKS
+/// 1 when the debug checks are compiled in, else 0 (the default). The build sets it for
+/// the library and everything that links it; do not define it differently per file.
 #define REACTOR_DEBUG_CHECKS 0
 #endif
 
@@ -60,9 +62,11 @@ namespace detail {
       ::reactor::detail::LoopCheck::wrong_thread((loop), (api), __FILE__, __LINE__); \
   } while (false)
 #else
+/// Checks off: does nothing, and `cond` is not evaluated.
 #define REACTOR_CHECK(cond, api, what) \
   do {                                 \
   } while (false)
+/// Checks off: does nothing, and `loop` is not evaluated.
 #define REACTOR_CHECK_LOOP_THREAD(loop, api) \
   do {                                       \
   } while (false)

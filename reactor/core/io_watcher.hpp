@@ -20,7 +20,10 @@ namespace reactor {
 class IoWatcher {
  public:
   IoWatcher() noexcept = default;
+  /// Takes over `other`'s registration (same fd, handler and interest); `other` is left empty.
   IoWatcher(IoWatcher&& other) noexcept;
+  /// Stops this watcher's own registration first, then takes over `other`'s; `other` is left
+  /// empty.
   IoWatcher& operator=(IoWatcher&& other) noexcept;
   IoWatcher(const IoWatcher&) = delete;
   IoWatcher& operator=(const IoWatcher&) = delete;

@@ -66,14 +66,18 @@ struct LoopCheck;
 /// Called with what was found ready; IoEvents::invalid() means the fd was closed behind the
 /// loop's back and the watcher has already been stopped.
 using IoHandler = std::function<void(IoEvents)>;
+/// Called on the loop thread when a timer fires.
 using TimerHandler = std::function<void()>;
+/// Called on the loop thread with the signal number, after the signal was delivered.
 using SignalHandler = std::function<void(int signo)>;
+/// Work queued by Reactor::post(), run once on the loop thread.
 using Task = std::function<void()>;
 
 /// The loop. Members not marked "any thread" follow the thread rule above, and each checks
 /// it when the debug checks are on (constructors excepted: nothing runs a loop yet).
 class Reactor {
  public:
+  /// The clock of timers and now(): monotonic, unaffected by changes to the wall clock.
   using Clock = std::chrono::steady_clock;
 
   /// A loop over the backend named by default_backend_name() ($REACTOR_BACKEND or epoll).
@@ -102,6 +106,7 @@ class Reactor {
   ///   ENOMEM  no memory; other values as the kernel reports them.
   /// The throwing form throws std::system_error with the same code.
   IoWatcher watch(int fd, Interest interest, IoHandler handler);
+  /// As above, with the error in `ec` instead of thrown (and an empty watcher returned).
   IoWatcher watch(int fd, Interest interest, IoHandler handler, std::error_code& ec) noexcept;
 
   /// A one-shot timer firing once `delay` has passed (never earlier; negative counts as 0;
@@ -170,6 +175,7 @@ class Reactor {
   std::uint64_t iterations() const noexcept;
   /// Number of live watchers, timers and signal watchers (internal ones excluded).
   std::size_t watcher_count() const noexcept;
+  /// Number of live timers: one-shot timers not yet fired and repeating ones not cancelled.
   std::size_t timer_count() const noexcept;
 
  private:

@@ -18,12 +18,16 @@ namespace reactor {
 class SignalWatcher {
  public:
   SignalWatcher() noexcept = default;
+  /// Takes over `other`'s watch (same signal and handler); `other` is left empty.
   SignalWatcher(SignalWatcher&& other) noexcept;
+  /// Stops this watcher first, then takes over `other`'s; `other` is left empty.
   SignalWatcher& operator=(SignalWatcher&& other) noexcept;
   SignalWatcher(const SignalWatcher&) = delete;
   SignalWatcher& operator=(const SignalWatcher&) = delete;
   ~SignalWatcher();
 
+  /// True while watching: false after stop(), for an empty watcher, and once the Reactor is
+  /// gone.
   bool active() const noexcept;
   /// The signal number, or 0 for an empty watcher.
   int signal() const noexcept { return signo_; }

@@ -18,7 +18,9 @@ namespace reactor {
 class Timer {
  public:
   Timer() noexcept = default;
+  /// Takes over `other`'s timer (same deadline and handler); `other` is left empty.
   Timer(Timer&& other) noexcept;
+  /// Cancels this timer first, then takes over `other`'s; `other` is left empty.
   Timer& operator=(Timer&& other) noexcept;
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;

@@ -20,8 +20,12 @@
 
 namespace reactor {
 
+/// A socket address as a value: an IPv4 or IPv6 address with a port, a Unix path, a Linux
+/// abstract name, or empty. Copyable, comparable with ==; the file comment gives its text
+/// forms.
 class Address {
  public:
+  /// What kind of address it is; none for an empty one.
   enum class Family : std::uint8_t { none, ipv4, ipv6, unix_path, unix_abstract };
 
   /// An empty address (family none).
@@ -32,21 +36,29 @@ class Address {
   /// As above; throws std::system_error(EINVAL) with the text in the message.
   static Address parse(std::string_view text);
 
+  /// An IPv4 address from a 32-bit address in host byte order (0x7f000001 is 127.0.0.1) and a
+  /// port.
   static Address ipv4(std::uint32_t host_order_ip, std::uint16_t port) noexcept;
+  /// 127.0.0.1 with `port`.
   static Address ipv4_loopback(std::uint16_t port) noexcept { return ipv4(0x7f000001, port); }
+  /// 0.0.0.0 (every IPv4 interface, for binding) with `port`.
   static Address ipv4_any(std::uint16_t port) noexcept { return ipv4(0, port); }
+  /// [::1] with `port`.
   static Address ipv6_loopback(std::uint16_t port) noexcept;
   /// A Unix path or, with a leading '@', an abstract name. EINVAL when too long or with NUL.
   static Address unix_socket(std::string_view path, std::error_code& ec) noexcept;
   /// From what accept/recvfrom/getsockname filled in. EINVAL for an unknown family.
   static Address from_native(const sockaddr* sa, socklen_t len, std::error_code& ec) noexcept;
 
+  /// The family; empty(): none; is_ip(): ipv4 or ipv6; is_unix(): a Unix path or abstract name.
+  ///@{
   Family family() const noexcept { return family_; }
   bool empty() const noexcept { return family_ == Family::none; }
   bool is_ip() const noexcept { return family_ == Family::ipv4 || family_ == Family::ipv6; }
   bool is_unix() const noexcept {
     return family_ == Family::unix_path || family_ == Family::unix_abstract;
   }
+  ///@}
   /// AF_INET, AF_INET6, AF_UNIX (AF_UNSPEC when empty).
   int domain() const noexcept;
   /// The port of an IP address, 0 otherwise.
@@ -60,6 +72,7 @@ class Address {
 
   /// For bind/connect/sendto.
   const sockaddr* native() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
+  /// The length of native()'s address, as bind/connect/sendto take it.
   socklen_t native_size() const noexcept { return size_; }
 
   /// The text form, which parse() reads back to an equal address, for every address parse(),

@@ -31,19 +31,25 @@ namespace reactor {
 /// inject failures and programs can count; both functions must be thread-safe.
 struct BufferAllocator {
   void* (*allocate)(std::size_t size) noexcept;  ///< nullptr on failure
+  /// Frees a block allocate() returned; never called with nullptr.
   void (*release)(void* p) noexcept;
 };
 /// Installs `a` for every buffer allocation from now on; returns the previous one.
 /// Call it before buffers exist or with an allocator compatible with the current one.
 BufferAllocator set_buffer_allocator(BufferAllocator a) noexcept;
 
+/// A growable byte buffer with a hard cap on its readable bytes; the file comment draws its
+/// layout. Movable, not copyable.
 class Buffer {
  public:
   /// Default hard cap on readable bytes: 64 MiB.
   static constexpr std::size_t kDefaultMaxSize = std::size_t{64} << 20;
 
+  /// An empty buffer holding at most `max_size` readable bytes. Allocates nothing yet.
   explicit Buffer(std::size_t max_size = kDefaultMaxSize) noexcept : max_size_(max_size) {}
+  /// Takes `other`'s memory, bytes and cap; `other` is left empty, with no memory.
   Buffer(Buffer&& other) noexcept;
+  /// Frees this buffer's memory, then takes `other`'s as the move constructor does.
   Buffer& operator=(Buffer&& other) noexcept;
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
@@ -51,6 +57,7 @@ class Buffer {
 
   /// Readable bytes.
   std::size_t size() const noexcept { return write_pos_ - read_pos_; }
+  /// No readable bytes (size() == 0).
   bool empty() const noexcept { return write_pos_ == read_pos_; }
   /// Bytes allocated.
   std::size_t capacity() const noexcept { return capacity_; }
@@ -61,12 +68,14 @@ class Buffer {
 
   /// The readable bytes, contiguous. Valid until the next non-const call.
   std::string_view view() const noexcept { return {data_ + read_pos_, size()}; }
+  /// The first readable byte, as view().data(); valid as long as view() is.
   const char* data() const noexcept { return data_ + read_pos_; }
   /// The first n readable bytes; EINVAL (and an empty view) if n > size().
   std::string_view peek(std::size_t n, std::error_code& ec) const noexcept;
 
   /// Appends bytes. ENOBUFS past the cap, ENOMEM if memory runs out; unchanged on error.
   std::error_code append(std::string_view bytes) noexcept;
+  /// Appends the `n` bytes at `p`, with the errors of append(std::string_view).
   std::error_code append(const void* p, std::size_t n) noexcept;
   /// Appends another buffer's readable bytes (it keeps them). EINVAL for itself.
   std::error_code append(const Buffer& other) noexcept;
@@ -96,6 +105,7 @@ class Buffer {
   /// Position of the first occurrence of `needle` in the readable bytes at or after `from`,
   /// or npos.
   std::size_t find(std::string_view needle, std::size_t from = 0) const noexcept;
+  /// What find() returns when `needle` is not there.
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
   /// Checks read_pos <= write_pos <= capacity and size() <= max_size(); for tests.
@@ -113,8 +123,8 @@ class Buffer {
 
 /// Splits a byte stream into lines, with a cap on line length: the library's one line splitter
 /// (BlockingStream::read_line() and reactor-serve's line services use it too). A line ends at
-/// '\n'; a '\r' just before it belongs to the terminator (CRLF and LF both end lines; a lone
-/// '\r' or a NUL is an ordinary byte). The cap counts a line's bytes without its terminator,
+/// LF; a CR just before it belongs to the terminator (CRLF and LF both end lines; a lone
+/// CR or a NUL is an ordinary byte). The cap counts a line's bytes without its terminator,
 /// so a reader holds at most max_line + 2 bytes of one line before it knows.
 ///
 ///   while (auto line = reader.next(buffer, ec)) handle(*line);   // copies out each line
@@ -126,12 +136,14 @@ class Buffer {
 ///   }
 ///   if (ec) close the connection: the peer sent a line longer than the limit.
 ///
-/// At end of stream, the *_at_eof calls also return a last line that lacks its '\n'.
+/// At end of stream, the *_at_eof calls also return a last line that lacks its LF.
 /// Thread rule: none; a LineReader is a value.
 class LineReader {
  public:
+  /// Default cap on a line's length, terminator excluded: 64 KiB.
   static constexpr std::size_t kDefaultMaxLine = 64 * 1024;
 
+  /// A reader that refuses lines longer than `max_line` bytes, terminator excluded.
   explicit LineReader(std::size_t max_line = kDefaultMaxLine) noexcept : max_line_(max_line) {}
 
   /// The next complete line at the front of `bytes`, as a view of it that includes the
@@ -141,13 +153,15 @@ class LineReader {
   /// empty view) as soon as the line is certain to be longer than max_line: the reader then
   /// refuses further lines until reset().
   std::string_view peek(std::string_view bytes, std::error_code& ec) noexcept;
+  /// peek() over the readable bytes of `in`.
   std::string_view peek(const Buffer& in, std::error_code& ec) noexcept {
     return peek(in.view(), ec);
   }
   /// As peek(), for when no more bytes will come: if `bytes` holds no complete line, all of it
-  /// is the last line (no terminator; a '\r' at its end is an ordinary byte). Empty only when
+  /// is the last line (no terminator; a CR at its end is an ordinary byte). Empty only when
   /// `bytes` is empty or on error.
   std::string_view peek_at_eof(std::string_view bytes, std::error_code& ec) noexcept;
+  /// peek_at_eof() over the readable bytes of `in`.
   std::string_view peek_at_eof(const Buffer& in, std::error_code& ec) noexcept {
     return peek_at_eof(in.view(), ec);
   }
@@ -158,10 +172,13 @@ class LineReader {
   /// As next(), with peek_at_eof()'s rule for the last line.
   std::optional<std::string> next_at_eof(Buffer& in, std::error_code& ec);
 
-  /// `line` (as peek() returns it) without its terminator ("\n" or "\r\n").
+  /// `line` (as peek() returns it) without its terminator (LF or CRLF).
   static std::string_view strip(std::string_view line) noexcept;
 
+  /// The cap on a line's length, terminator excluded.
   std::size_t max_line() const noexcept { return max_line_; }
+  /// Forgets how far it has scanned and clears a past EMSGSIZE: call it when something else
+  /// consumed from the bytes, or to read on after an over-long line.
   void reset() noexcept {
     failed_ = false;
     scanned_ = 0;

@@ -60,8 +60,12 @@ enum class CloseReason : std::uint8_t {
 /// "eof", "reset", ...
 std::string_view to_string(CloseReason reason) noexcept;
 
+/// One stream connection: a socket, its input and output buffers and its callbacks. Made by
+/// make() and held by std::shared_ptr; the file comment is its contract.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
+  /// Caps, watermarks, fairness and timeouts, fixed at make() (set_idle_timeout() and
+  /// set_deadline() change the two timeouts later).
   struct Options {
     std::size_t max_input = std::size_t{4} << 20;        ///< input cap, bytes
     std::size_t max_output = std::size_t{64} << 20;      ///< output cap, bytes
@@ -74,12 +78,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool no_delay = true;                                ///< TCP_NODELAY
   };
 
+  /// Called with the connection and its input buffer when bytes arrived (on_data()).
   using DataHandler = std::function<void(Connection&, Buffer& input)>;
+  /// Called once with why the connection closed and the error behind it, if any (on_close()).
   using CloseHandler = std::function<void(Connection&, CloseReason, std::error_code)>;
+  /// Called with the connection for a state change (on_eof(), the watermarks).
   using Handler = std::function<void(Connection&)>;
 
   /// Wraps a connected, non-blocking socket. Nothing happens until start().
   static std::shared_ptr<Connection> make(Reactor& loop, Socket socket, Options options);
+  /// As above, with the default Options.
   static std::shared_ptr<Connection> make(Reactor& loop, Socket socket) {
     return make(loop, std::move(socket), Options{});
   }
@@ -106,10 +114,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_eof()");
     on_eof_ = std::move(h);
   }
+  /// Queued output reached Options::high_watermark: pause what produces it. Runs once per
+  /// crossing: not again until the queue has fallen back to Options::low_watermark.
   void on_high_watermark(Handler h) {
     REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_high_watermark()");
     on_high_ = std::move(h);
   }
+  /// Queued output fell back to Options::low_watermark after a high-watermark call: resume
+  /// the producer.
   void on_low_watermark(Handler h) {
     REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_low_watermark()");
     on_low_ = std::move(h);
@@ -142,8 +154,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// close() marshalled to the loop thread. Thread rule: any thread (never checked).
   void close_from_any_thread();
 
+  /// Stops reading: the fd leaves the kernel's read set and input stays in the kernel (the
+  /// peer is slowed by TCP flow control). Allowed before start(). Does nothing once closed.
   void pause_reading();
+  /// Reads again after pause_reading(). Does nothing once closed.
   void resume_reading();
+  /// False between pause_reading() and resume_reading(); true otherwise.
   bool reading() const noexcept {
     REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::reading()");
     return reading_;
@@ -154,14 +170,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// Sets an absolute deadline from now (0: none).
   void set_deadline(std::chrono::nanoseconds from_now);
 
+  /// True until the connection is closed (by either side, a limit or a timeout); a
+  /// connection that is flushing its queue before a graceful close is still open.
   bool open() const noexcept {
     REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::open()");
     return state_ != State::closed;
   }
+  /// Bytes of output queued and not yet written to the socket.
   std::size_t queued() const noexcept {
     REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::queued()");
     return output_.size();
   }
+  /// The input buffer on_data() is given: bytes received and not yet consumed.
   Buffer& input() noexcept {
     REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::input()");
     return input_;
@@ -170,11 +190,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   /// not keep a copy (136 bytes) it is rarely asked for. An empty Address once closed, or
   /// on another failure, which the first form reports in `ec`. Thread rule: any thread
   /// (one getsockname on the socket; after a close it reports the error).
+  ///@{
   Address local_address(std::error_code& ec) const noexcept { return socket_.local_address(ec); }
   Address local_address() const noexcept {
     std::error_code ignored;
     return local_address(ignored);
   }
+  ///@}
   /// Thread rule: any thread.
   const Address& peer_address() const noexcept { return peer_; }
   /// -1 once closed.
@@ -194,6 +216,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   struct Key {};
 
  public:
+  /// For std::make_shared inside make() only: `Key` is private, so use make().
   Connection(Key, Reactor& loop, Socket socket, Options options);
 
  private:

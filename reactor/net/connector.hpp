@@ -22,8 +22,12 @@
 
 namespace reactor {
 
+/// One outgoing connect on a loop, settled exactly once through its Handler. Made by
+/// connect() and held by std::shared_ptr; the file comment is its contract.
 class Connector : public std::enable_shared_from_this<Connector> {
  public:
+  /// Called once with the outcome: no error and the connected socket, or an error and an
+  /// empty socket.
   using Handler = std::function<void(std::error_code, Socket)>;
 
   /// Starts connecting to `address`, giving up after `timeout` (0: only the kernel's own).
@@ -42,6 +46,7 @@ class Connector : public std::enable_shared_from_this<Connector> {
   struct Key {};
 
  public:
+  /// For std::make_shared inside connect() only: `Key` is private, so use connect().
   Connector(Key, Reactor& loop, Handler handler);
 
  private:

@@ -37,21 +37,31 @@ namespace detail {
 struct ListenerState;
 }
 
+/// A listening socket on a loop that hands each accepted client to an AcceptHandler. Owns
+/// its fd; not copyable or movable. The file comment is its contract.
 class Listener {
  public:
+  /// Socket options and accept pacing, fixed at construction.
   struct Options {
     int backlog = SOMAXCONN;  ///< the kernel caps it at net.core.somaxconn
+    /// SO_REUSEADDR before bind: a restarted server can bind a port still in TIME_WAIT.
     bool reuse_address = true;
+    /// SO_REUSEPORT before bind: several listeners (one per loop, say) share the port.
     bool reuse_port = false;
+    /// Clients accepted per readiness at most, before other fds get their turn.
     unsigned accepts_per_event = 64;
+    /// The first pause after fd exhaustion or memory shortage (see the file comment).
     std::chrono::milliseconds error_backoff{50};
   };
 
+  /// Called on the loop thread with each accepted socket (non-blocking, close-on-exec, now
+  /// the handler's) and the client's address.
   using AcceptHandler = std::function<void(Socket socket, const Address& peer)>;
 
   /// Binds, listens and starts accepting. Throws std::system_error (EADDRINUSE, EACCES,
   /// EINVAL for an empty address, ...) and then holds no fd.
   Listener(Reactor& loop, const Address& address, AcceptHandler handler, Options options);
+  /// As above, with the default Options.
   Listener(Reactor& loop, const Address& address, AcceptHandler handler)
       : Listener(loop, address, std::move(handler), Options{}) {}
   Listener(const Listener&) = delete;
@@ -62,11 +72,14 @@ class Listener {
 
   /// The bound address, with the real port when port 0 was asked for.
   const Address& address() const noexcept;
+  /// The listening fd, for socket options; accepting from it yourself steals clients.
   int fd() const noexcept;
 
   /// Stops and restarts accepting. pause() inside the accept handler accepts nothing more.
+  ///@{
   void pause();
   void resume();
+  ///@}
 
   /// True while the listening fd is in the loop's set.
   bool accepting() const noexcept;

@@ -33,8 +33,12 @@ namespace reactor {
 
 class Backend;
 
+/// One client's connection as the blocking models see it: buffered reads and writes that
+/// wait, with a timeout, for the socket. Owns the socket; not copyable or movable. The file
+/// comment is its contract.
 class BlockingStream {
  public:
+  /// Default cap on read_line()'s line length, terminator excluded: LineReader's, 64 KiB.
   static constexpr std::size_t kDefaultMaxLine = LineReader::kDefaultMaxLine;
 
   /// Takes a connected stream socket (made non-blocking if it is not). `cancel_fd`, if not
@@ -47,36 +51,49 @@ class BlockingStream {
 
   /// Per-wait timeout; zero: wait as long as it takes.
   void set_timeout(std::chrono::milliseconds timeout) noexcept { timeout_ = timeout; }
+  /// The per-wait timeout; zero: none.
   std::chrono::milliseconds timeout() const noexcept { return timeout_; }
+  /// Sets the cap on read_line()'s line length, terminator excluded; applies from the next call.
   void set_max_line(std::size_t max_line) noexcept { max_line_ = max_line; }
+  /// The cap on read_line()'s line length, terminator excluded.
   std::size_t max_line() const noexcept { return max_line_; }
 
-  /// The next line, with its '\n' (the last line may lack it); nullopt at end of stream.
+  /// The next line, with its LF (the last line may lack it); nullopt at end of stream.
   std::optional<std::string> read_line();
+  /// As above, with the error in `ec` and nullopt instead of a throw.
   std::optional<std::string> read_line(std::error_code& ec);
   /// Exactly `n` bytes, fewer only at end of stream.
   std::string read(std::size_t n);
+  /// As above, with the error in `ec` and an empty string instead of a throw; bytes already
+  /// buffered stay for the next read.
   std::string read(std::size_t n, std::error_code& ec);
   /// What is available now or after one wait (1..max bytes); empty at end of stream.
   std::string read_some(std::size_t max = 64 * 1024);
+  /// As above, with the error in `ec` and an empty string instead of a throw.
   std::string read_some(std::size_t max, std::error_code& ec);
 
   /// Buffers `bytes`; writes out when more than 64 KiB is buffered.
   void write(std::string_view bytes);
+  /// As above, with the error in `ec` instead of a throw.
   void write(std::string_view bytes, std::error_code& ec);
   /// Writes everything buffered.
   void flush();
+  /// As above, with the error in `ec` instead of a throw; what was not written stays buffered.
   void flush(std::error_code& ec);
 
   /// Flushes, then shuts down the writing side (the peer reads end of stream).
   void shutdown_write(std::error_code& ec);
 
   /// Bytes read and not yet returned / written and not yet flushed.
+  ///@{
   std::size_t buffered_input() const noexcept { return input_.size(); }
   std::size_t buffered_output() const noexcept { return output_.size(); }
+  ///@}
   /// True once end of stream was read.
   bool eof() const noexcept { return eof_; }
+  /// The socket's fd, for socket options; reading or writing it directly bypasses the buffers.
   int fd() const noexcept { return socket_.fd(); }
+  /// The socket itself (the servers close it gently after the handler).
   Socket& socket() noexcept { return socket_; }
 
  private:

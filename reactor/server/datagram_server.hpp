@@ -28,6 +28,8 @@ namespace detail {
 class DatagramServerImpl;
 }
 
+/// A bound datagram server that runs a DatagramHandler under one concurrency Model. Not
+/// copyable or movable; the file comment is its contract.
 class DatagramServer {
  public:
   /// Binds now. Throws std::system_error (EADDRINUSE, EINVAL, ...) holding no fd after,
@@ -37,17 +39,27 @@ class DatagramServer {
   DatagramServer(const DatagramServer&) = delete;
   DatagramServer& operator=(const DatagramServer&) = delete;
 
+  /// Serves until shutdown(), as StreamServer::serve_forever().
   void serve_forever();
   /// Waits up to options().timeout for one datagram and handles it (threading/forking:
   /// starts its thread or child). False after handle_timeout, or when shut down.
   bool handle_request();
+  /// Stops serving at once, as StreamServer::shutdown(). Thread rule: any thread, any handler.
   void shutdown() noexcept;
+  /// Shuts down and releases everything, as StreamServer::server_close(), and removes a Unix
+  /// socket file the server created. Idempotent; the destructor calls it.
   void server_close() noexcept;
 
+  /// The bound address (the real port when 0 was asked for). Python's server_address.
   const Address& address() const noexcept;
+  /// The server's socket fd (loop 0's, for pool), -1 once closed. Python's fileno().
   int fileno() const noexcept;
+  /// Loop 0, the serving thread's: add timers or signal watchers to it before
+  /// serve_forever(). Loop thread only.
   Reactor& loop() noexcept;
+  /// The options given to the constructor, as the server uses them.
   const ServerOptions& options() const noexcept;
+  /// Counts so far (datagrams handled, errors, ...). Thread rule: any thread.
   ServerStats stats() const noexcept;
 
  private:

@@ -29,16 +29,23 @@
 
 namespace reactor {
 
+/// A blocking handler for one connection, Python's BaseRequestHandler: derive, override
+/// handle() (and setup() or finish() if needed), and read and write through stream(). A new
+/// one per connection, run on the thread (or in the child) that serves it.
 class StreamRequestHandler {
  public:
   virtual ~StreamRequestHandler() = default;
+  /// Runs first; if it throws, neither handle() nor finish() runs. Default: nothing.
   virtual void setup() {}
+  /// Serves the connection: returns when done with the client (or throws).
   virtual void handle() = 0;
+  /// Runs after handle(), even when handle() threw. Default: nothing.
   virtual void finish() {}
 
  protected:
   /// The connection, buffered both ways (Python's rfile and wfile).
   BlockingStream& stream() noexcept { return *stream_; }
+  /// The client's address (Python's client_address).
   const Address& client_address() const noexcept { return *client_; }
 
  private:
@@ -50,9 +57,13 @@ class StreamRequestHandler {
 /// Runs one handler over one connection: setup, handle, finish (even if handle threw).
 /// Used by the servers; public so that a handler can be tested without a server.
 struct StreamRequest {
+  /// Gives `handler` the stream and the client, then runs setup(), handle() and finish();
+  /// an exception from any of them propagates, after finish() when handle() threw.
   static void run(StreamRequestHandler& handler, BlockingStream& stream, const Address& client);
 };
 
+/// Makes a new blocking handler for each connection (the sync, threading and forking
+/// models); called where the connection is served: its thread, or the forked child.
 using StreamHandlerFactory = std::function<std::unique_ptr<StreamRequestHandler>()>;
 
 /// A StreamHandlerFactory from a function, for handlers that need no setup or finish:
@@ -95,6 +106,8 @@ class EventHandler {
   virtual void on_close(Connection&, CloseReason, std::error_code) {}
 };
 
+/// Makes a new EventHandler for each connection (the reactor and pool models); called on
+/// the loop thread that will serve it.
 using EventHandlerFactory = std::function<std::unique_ptr<EventHandler>()>;
 
 /// Both kinds of stream handler; either may be empty. Converts from either factory, or from
@@ -102,29 +115,44 @@ using EventHandlerFactory = std::function<std::unique_ptr<EventHandler>()>;
 ///   StreamServer server(address, [] { return std::make_unique<MyEventHandler>(); });
 struct StreamService {
   StreamService() = default;
+  /// A service for the blocking models only, or for the event models only.
+  ///@{
   StreamService(StreamHandlerFactory b) : blocking(std::move(b)) {}
   StreamService(EventHandlerFactory e) : events(std::move(e)) {}
+  ///@}
+  /// From a callable returning std::unique_ptr to a StreamRequestHandler (or a type derived
+  /// from it): a blocking-only service.
   template <typename F>
   requires std::is_invocable_r_v<std::unique_ptr<StreamRequestHandler>, F&> &&
       (!std::is_invocable_r_v<std::unique_ptr<EventHandler>, F&>)StreamService(F factory)
       : blocking(std::move(factory)) {}
+  /// From a callable returning std::unique_ptr to an EventHandler (or a type derived from
+  /// it): an event-only service.
   template <typename F>
   requires std::is_invocable_r_v<std::unique_ptr<EventHandler>, F&> &&
       (!std::is_invocable_r_v<std::unique_ptr<StreamRequestHandler>, F&>)StreamService(F factory)
       : events(std::move(factory)) {}
+  /// Both kinds: one service that runs on every model.
   StreamService(StreamHandlerFactory b, EventHandlerFactory e)
       : blocking(std::move(b)), events(std::move(e)) {}
+  /// What the sync, threading and forking models run; may be empty.
   StreamHandlerFactory blocking;
+  /// What the reactor and pool models run; may be empty.
   EventHandlerFactory events;
 };
 
 /// One datagram and its reply.
 class DatagramRequest {
  public:
+  /// One received datagram; `data` and `client` must outlive the request (the servers make
+  /// it on the stack around the handler call).
   DatagramRequest(std::string_view data, const Address& client, bool truncated) noexcept
       : data_(data), client_(client), truncated_(truncated) {}
 
+  /// The datagram's bytes (cut to max_datagram when truncated()); valid during the handler
+  /// call only.
   std::string_view data() const noexcept { return data_; }
+  /// The sender, where the reply goes.
   const Address& client_address() const noexcept { return client_; }
   /// The datagram was longer than the server's max_datagram and was cut.
   bool truncated() const noexcept { return truncated_; }
@@ -135,7 +163,9 @@ class DatagramRequest {
     reply_.append(bytes);
     replied_ = true;
   }
+  /// True once reply() was called, even with no bytes: a reply will be sent.
   bool replied() const noexcept { return replied_; }
+  /// The reply so far: everything reply() appended.
   const std::string& reply_bytes() const noexcept { return reply_; }
 
  private:
@@ -146,6 +176,8 @@ class DatagramRequest {
   std::string reply_;
 };
 
+/// Serves one datagram: reads request.data(), answers with request.reply(). Runs once per
+/// datagram, on the thread (or in the child) the model gives it.
 using DatagramHandler = std::function<void(DatagramRequest&)>;
 
 }  // namespace reactor

@@ -9,6 +9,8 @@
 
 namespace reactor {
 
+/// How a server serves each connection (each datagram): on the serving thread, on threads,
+/// in child processes, or with event handlers on one or N loops.
 enum class Model : std::uint8_t {
   sync,       ///< one request at a time on the serving thread (Python's plain TCPServer)
   threading,  ///< a thread per connection (per datagram), bounded, all joined by server_close

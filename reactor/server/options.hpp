@@ -23,13 +23,20 @@ namespace reactor {
 /// idle timeout, which is ServerOptions::idle_timeout (one knob for every model). The
 /// defaults are Connection::Options's.
 struct ServerConnectionOptions {
+  /// Input cap, bytes (Connection::Options::max_input).
   std::size_t max_input = Connection::Options{}.max_input;
+  /// Output cap, bytes (Connection::Options::max_output).
   std::size_t max_output = Connection::Options{}.max_output;
+  /// Queued output at which EventHandler::on_high_watermark runs.
   std::size_t high_watermark = Connection::Options{}.high_watermark;
+  /// Queued output at which EventHandler::on_low_watermark runs, after a high-watermark call.
   std::size_t low_watermark = Connection::Options{}.low_watermark;
+  /// Bytes asked for per read.
   std::size_t read_size = Connection::Options{}.read_size;
+  /// Reads per loop iteration at most, per connection (fairness).
   unsigned reads_per_iteration = Connection::Options{}.reads_per_iteration;
   std::chrono::nanoseconds deadline = Connection::Options{}.deadline;  ///< 0: none
+  /// TCP_NODELAY on TCP connections.
   bool no_delay = Connection::Options{}.no_delay;
 
   /// The options of one connection, with the server's idle timeout.
@@ -48,7 +55,10 @@ struct ServerConnectionOptions {
   }
 };
 
+/// Everything a server is configured with, as one aggregate for designated initializers:
+/// `{.model = Model::pool, .threads = 4}`. Copied by the server's constructor.
 struct ServerOptions {
+  /// How connections (datagrams) are served: see Model.
   Model model = Model::reactor;
   /// Backend of the server's loop(s): "auto", "epoll", "poll", "select", "uv".
   std::string backend = "auto";
@@ -108,6 +118,7 @@ struct ServerStats {
   std::uint64_t errors = 0;    ///< handler failures (handle_error calls; failed children)
   std::uint64_t timeouts = 0;  ///< connections closed by the idle timeout
   std::size_t active = 0;      ///< connections (threads, children) being served now
+  /// The most `active` has been.
   std::size_t peak_active = 0;
 };
 

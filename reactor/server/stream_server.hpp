@@ -13,8 +13,8 @@
 /// - The constructor binds and listens (Python's bind_and_activate). It throws
 ///   std::system_error (EADDRINUSE, EACCES, EINVAL, EMFILE, ...) and then holds no fd, or
 ///   std::invalid_argument when the service lacks the handler kind the model needs
-///   (blocking models need StreamService::blocking, reactor and pool need ::events) or the
-///   backend name is unknown.
+///   (blocking models need StreamService::blocking, reactor and pool StreamService::events)
+///   or the backend name is unknown.
 /// - serve_forever() serves until shutdown(); the calling thread is the serving thread (it
 ///   runs loop 0). shutdown() takes effect at once: it wakes the loops (no polling
 ///   interval), stops accepting, and cancels the waits of blocking handlers
@@ -55,8 +55,12 @@ namespace detail {
 class StreamServerImpl;
 }
 
+/// A listening stream server that runs a StreamService's handlers under one concurrency
+/// Model. Not copyable or movable; the file comment is its contract.
 class StreamServer {
  public:
+  /// Binds and listens on `address` now; serves nothing until serve_forever() or
+  /// handle_request(). Throws as the contract above says.
   StreamServer(const Address& address, StreamService service, ServerOptions options = {});
   ~StreamServer();
   StreamServer(const StreamServer&) = delete;
@@ -72,6 +76,8 @@ class StreamServer {
   bool handle_request();
   /// See the contract above. Thread rule: any thread, any handler.
   void shutdown() noexcept;
+  /// Shuts down, then releases everything: see the contract above. Idempotent; the
+  /// destructor calls it.
   void server_close() noexcept;
 
   /// The bound address (the real port when 0 was asked for). Python's server_address.
@@ -81,6 +87,7 @@ class StreamServer {
   /// Loop 0, the serving thread's: add timers or signal watchers to it before
   /// serve_forever(). Loop thread only.
   Reactor& loop() noexcept;
+  /// The options given to the constructor, as the server uses them.
   const ServerOptions& options() const noexcept;
   /// Thread rule: any thread.
   ServerStats stats() const noexcept;

@@ -1,9 +1,10 @@
-// The smallest program that uses an installed reactor: a 1 ms timer stops the loop.
+// The smallest program that uses an installed reactor, through the umbrella header alone: a
+// 1 ms timer stops the loop. Every public header is compiled with it.
 #include <chrono>
 #include <cstdio>
 #include <string>
 
-#include "reactor/core/reactor.hpp"
+#include "reactor/reactor.hpp"
 
 int main() {
   reactor::Reactor loop;
