@@ -29,8 +29,12 @@ class Address {
 
   /// Parses one of the text forms above. EINVAL (and an empty address) on anything else.
   static Address parse(std::string_view text, std::error_code& ec) noexcept;
-  /// As above; throws std::system_error(EINVAL) with the text in the message.
+  /// As above; throws std::system_error(EINVAL) with the text and parse_error() in the message.
   static Address parse(std::string_view text);
+  /// Why parse() refuses `text`, in a few words for a message ("port out of range 0..65535",
+  /// "not a numeric IPv4 address or localhost (names are not resolved)", "Unix path longer
+  /// than 107 bytes", ...); empty when parse() accepts it. Never resolves a name.
+  static std::string_view parse_error(std::string_view text) noexcept;
 
   static Address ipv4(std::uint32_t host_order_ip, std::uint16_t port) noexcept;
   static Address ipv4_loopback(std::uint16_t port) noexcept { return ipv4(0x7f000001, port); }
@@ -75,6 +79,9 @@ class Address {
   friend bool operator==(const Address& a, const Address& b) noexcept;
 
  private:
+  // parse() with the reason for a refusal (nullptr on success).
+  static Address parse(std::string_view text, std::error_code& ec, const char*& why) noexcept;
+
   sockaddr_storage storage_{};
   socklen_t size_ = 0;
   Family family_ = Family::none;
