@@ -168,9 +168,16 @@ def main():
             line = fails(argv, 2, env)
             assert "$REACTOR_BACKEND" in line and "kqueue" in line, line
         # --backend names the backend itself: the variable is not consulted.
-        env_ok = subprocess.run([args.serve, "nope", "--backend", "poll"], env=env,
-                                capture_output=True, text=True, timeout=10)
-        assert "REACTOR_BACKEND" not in env_ok.stderr, env_ok.stderr
+        saved = os.environ.get("REACTOR_BACKEND")
+        os.environ["REACTOR_BACKEND"] = "kqueue"
+        try:
+            with running(args.serve, "echo", "--backend", "poll", "--bind", "127.0.0.1:0") as s:
+                s.stop()
+        finally:
+            if saved is None:
+                del os.environ["REACTOR_BACKEND"]
+            else:
+                os.environ["REACTOR_BACKEND"] = saved
 
     def load_runs(connect_text):
         # Its own printed default --server-pid 0 is accepted, and so is localhost.
