@@ -4,6 +4,8 @@
 #include <csignal>
 #include <cstdio>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "reactor/server/stream_server.hpp"
 
@@ -22,14 +24,30 @@ class Greeter final : public EventHandler {
   void on_data(Connection&, Buffer& input) override { input.clear(); }
 };
 
-int main(int argc, char** argv) {
+// --help prints this; a bad argument is told on stderr, with exit status 2, never a crash.
+static int usage(const std::string& mistake = {}) {
+  if (!mistake.empty()) std::fprintf(stderr, "greet_server: %s\n", mistake.c_str());
+  std::fprintf(mistake.empty() ? stdout : stderr,
+               "usage: greet_server [ADDR]      (default 127.0.0.1:21567)\n");
+  return mistake.empty() ? 0 : 2;
+}
+
+int main(int argc, char** argv) try {
+  const std::string_view arg = argc > 1 ? argv[1] : "127.0.0.1:21567";
+  if (arg == "--help" || arg == "-h") return usage();
+  std::error_code bad;
+  const Address address = Address::parse(arg, bad);
+  if (bad) return usage("invalid address '" + std::string(arg) + "'");
+  if (argc > 2) return usage("too many arguments");
   EventHandlerFactory greeters = [] { return std::make_unique<Greeter>(); };
-  StreamServer server(Address::parse(argc > 1 ? argv[1] : "127.0.0.1:21567"), greeters,
-                      {.model = Model::reactor});
+  StreamServer server(address, greeters, {.model = Model::reactor});
   Reactor& loop = server.loop();  // the loop the handlers run on; signals come through it too
   SignalWatcher on_term = loop.on_signal(SIGTERM, [&server](int) { server.shutdown(); });
   SignalWatcher on_int = loop.on_signal(SIGINT, [&server](int) { server.shutdown(); });
   std::printf("listening on %s\n", server.address().to_string().c_str());
   std::fflush(stdout);
   server.serve_forever();
+} catch (const std::exception& e) {  // the address is taken, no fds left, ...
+  std::fprintf(stderr, "greet_server: %s\n", e.what());
+  return 1;
 }

@@ -7,6 +7,8 @@
 #include <csignal>
 #include <cstdio>
 #include <map>
+#include <string>
+#include <string_view>
 
 #include "reactor/core/reactor.hpp"
 #include "reactor/net/listener.hpp"
@@ -21,7 +23,21 @@ struct Client {
   IoWatcher watcher;
 };
 
-int main(int argc, char** argv) {
+// --help prints this; a bad argument is told on stderr, with exit status 2, never a crash.
+static int usage(const std::string& mistake = {}) {
+  if (!mistake.empty()) std::fprintf(stderr, "poll_server: %s\n", mistake.c_str());
+  std::fprintf(mistake.empty() ? stdout : stderr,
+               "usage: poll_server [ADDR]       (default 127.0.0.1:21567)\n");
+  return mistake.empty() ? 0 : 2;
+}
+
+int main(int argc, char** argv) try {
+  const std::string_view arg = argc > 1 ? argv[1] : "127.0.0.1:21567";
+  if (arg == "--help" || arg == "-h") return usage();
+  std::error_code bad;
+  const Address address = Address::parse(arg, bad);
+  if (bad) return usage("invalid address '" + std::string(arg) + "'");
+  if (argc > 2) return usage("too many arguments");
   Reactor loop("poll");
   std::map<int, Client> fdmap;
 
@@ -36,20 +52,21 @@ int main(int argc, char** argv) {
     }
     std::fflush(stdout);
   };
-  Listener listener(loop, Address::parse(argc > 1 ? argv[1] : "127.0.0.1:21567"),
-                    [&](Socket socket, const Address& peer) {
-                      const int fd = socket.fd();
-                      std::printf("Got connection from %s\n", peer.to_string().c_str());
-                      std::fflush(stdout);
-                      // Level-triggered: unread bytes make the loop call us again.
-                      IoWatcher watcher =
-                          loop.watch(fd, Interest::read, [=](IoEvents) { on_readable(fd); });
-                      fdmap.emplace(fd, Client{std::move(socket), peer, std::move(watcher)});
-                    });
+  Listener listener(loop, address, [&](Socket socket, const Address& peer) {
+    const int fd = socket.fd();
+    std::printf("Got connection from %s\n", peer.to_string().c_str());
+    std::fflush(stdout);
+    // Level-triggered: unread bytes make the loop call us again.
+    IoWatcher watcher = loop.watch(fd, Interest::read, [=](IoEvents) { on_readable(fd); });
+    fdmap.emplace(fd, Client{std::move(socket), peer, std::move(watcher)});
+  });
 
   SignalWatcher stop_on[] = {loop.on_signal(SIGINT, [&](int) { loop.stop(); }),
                              loop.on_signal(SIGTERM, [&](int) { loop.stop(); })};
   std::printf("listening on %s\n", listener.address().to_string().c_str());
   std::fflush(stdout);
   loop.run();
+} catch (const std::exception& e) {  // the address is taken, no fds left, ...
+  std::fprintf(stderr, "poll_server: %s\n", e.what());
+  return 1;
 }

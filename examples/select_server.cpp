@@ -5,13 +5,30 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "reactor/core/reactor.hpp"
 #include "reactor/net/connection.hpp"
 #include "reactor/net/listener.hpp"
 
-int main(int argc, char** argv) {
-  using namespace reactor;
+using namespace reactor;
+
+// --help prints this; a bad argument is told on stderr, with exit status 2, never a crash.
+static int usage(const std::string& mistake = {}) {
+  if (!mistake.empty()) std::fprintf(stderr, "select_server: %s\n", mistake.c_str());
+  std::fprintf(mistake.empty() ? stdout : stderr,
+               "usage: select_server [ADDR]     (default 127.0.0.1:21567)\n");
+  return mistake.empty() ? 0 : 2;
+}
+
+int main(int argc, char** argv) try {
+  const std::string_view arg = argc > 1 ? argv[1] : "127.0.0.1:21567";
+  if (arg == "--help" || arg == "-h") return usage();
+  std::error_code bad;
+  const Address address = Address::parse(arg, bad);
+  if (bad) return usage("invalid address '" + std::string(arg) + "'");
+  if (argc > 2) return usage("too many arguments");
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each line goes out at once, even into a pipe
   Reactor loop("select");  // select(2) underneath; the code would be the same on any backend
 
@@ -33,10 +50,13 @@ int main(int argc, char** argv) {
     inputs.emplace(client.get(), client);
     client->start();  // handlers first, then start: nothing is read before
   };
-  Listener listener(loop, Address::parse(argc > 1 ? argv[1] : "127.0.0.1:21567"), accept);
+  Listener listener(loop, address, accept);
 
   std::printf("listening on %s\n", listener.address().to_string().c_str());
   SignalWatcher term = loop.on_signal(SIGTERM, [&loop](int) { loop.stop(); });
   SignalWatcher intr = loop.on_signal(SIGINT, [&loop](int) { loop.stop(); });
-  loop.run();  // until stop(): wait for readiness, run the callbacks, again
+  loop.run();                        // until stop(): wait for readiness, run the callbacks, again
+} catch (const std::exception& e) {  // the address is taken, no fds left, ...
+  std::fprintf(stderr, "select_server: %s\n", e.what());
+  return 1;
 }

@@ -6,13 +6,28 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "reactor/net/datagram.hpp"
 
-int main(int argc, char** argv) {
+// --help prints this; a bad argument is told on stderr, with exit status 2, never a crash.
+static int usage(const std::string& mistake = {}) {
+  if (!mistake.empty()) std::fprintf(stderr, "udp_upper_client: %s\n", mistake.c_str());
+  std::fprintf(
+      mistake.empty() ? stdout : stderr,
+      "usage: udp_upper_client [ADDR]  (default 127.0.0.1:21567; sends each line of stdin)\n");
+  return mistake.empty() ? 0 : 2;
+}
+
+int main(int argc, char** argv) try {
   using namespace reactor;
   using Clock = Reactor::Clock;
-  const Address server = Address::parse(argc > 1 ? argv[1] : "127.0.0.1:21567");
+  const std::string_view arg = argc > 1 ? argv[1] : "127.0.0.1:21567";
+  if (arg == "--help" || arg == "-h") return usage();
+  std::error_code bad;
+  const Address server = Address::parse(arg, bad);
+  if (bad) return usage("invalid address '" + std::string(arg) + "'");
+  if (argc > 2) return usage("too many arguments");
 
   Reactor loop;
   // Port 0: the kernel picks ours. Connected to the server, the socket hears only from it,
@@ -38,4 +53,7 @@ int main(int argc, char** argv) {
   }
   if (error) std::fprintf(stderr, "%s: %s\n", server.to_string().c_str(), error.message().c_str());
   return error ? 1 : 0;
+} catch (const std::exception& e) {  // no fds left, ...
+  std::fprintf(stderr, "udp_upper_client: %s\n", e.what());
+  return 1;
 }

@@ -6,15 +6,29 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include "reactor/net/connector.hpp"
 #include "reactor/server/blocking_stream.hpp"
 
-int main(int argc, char** argv) {
+// --help prints this; a bad argument is told on stderr, with exit status 2, never a crash.
+static int usage(const std::string& mistake = {}) {
+  if (!mistake.empty()) std::fprintf(stderr, "upper_client: %s\n", mistake.c_str());
+  std::fprintf(mistake.empty() ? stdout : stderr,
+               "usage: upper_client [ADDR]  (default 127.0.0.1:21567; sends each line of stdin)\n");
+  return mistake.empty() ? 0 : 2;
+}
+
+int main(int argc, char** argv) try {
   using namespace reactor;
   using namespace std::chrono_literals;
-  const Address server = Address::parse(argc > 1 ? argv[1] : "127.0.0.1:21567");
+  const std::string_view arg = argc > 1 ? argv[1] : "127.0.0.1:21567";
+  if (arg == "--help" || arg == "-h") return usage();
+  std::error_code bad;
+  const Address server = Address::parse(arg, bad);
+  if (bad) return usage("invalid address '" + std::string(arg) + "'");
+  if (argc > 2) return usage("too many arguments");
 
   // The loop runs just until the connector's handler has the outcome.
   Reactor loop;
@@ -50,4 +64,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
   }
+} catch (const std::exception& e) {  // no fds left, ...
+  std::fprintf(stderr, "upper_client: %s\n", e.what());
+  return 1;
 }

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <string>
+#include <string_view>
 
 #include "reactor/server/stream_server.hpp"
 
@@ -23,8 +24,21 @@ static void shout_back(BlockingStream& stream, const Address& client) {
   }
 }
 
-int main(int argc, char** argv) {
-  const Address address = Address::parse(argc > 1 ? argv[1] : "127.0.0.1:21567");
+// --help prints this; a bad argument is told on stderr, with exit status 2, never a crash.
+static int usage(const std::string& mistake = {}) {
+  if (!mistake.empty()) std::fprintf(stderr, "upper_server: %s\n", mistake.c_str());
+  std::fprintf(mistake.empty() ? stdout : stderr,
+               "usage: upper_server [ADDR]      (default 127.0.0.1:21567)\n");
+  return mistake.empty() ? 0 : 2;
+}
+
+int main(int argc, char** argv) try {
+  const std::string_view arg = argc > 1 ? argv[1] : "127.0.0.1:21567";
+  if (arg == "--help" || arg == "-h") return usage();
+  std::error_code bad;
+  const Address address = Address::parse(arg, bad);
+  if (bad) return usage("invalid address '" + std::string(arg) + "'");
+  if (argc > 2) return usage("too many arguments");
   StreamServer server(address, stream_handler(shout_back),
                       {.model = Model::threading, .max_threads = 64});
 
@@ -37,4 +51,7 @@ int main(int argc, char** argv) {
   std::printf("listening on %s\n", server.address().to_string().c_str());
   std::fflush(stdout);
   server.serve_forever();
+} catch (const std::exception& e) {  // the address is taken, no fds left, ...
+  std::fprintf(stderr, "upper_server: %s\n", e.what());
+  return 1;
 }

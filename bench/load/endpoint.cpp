@@ -20,7 +20,9 @@ std::uint16_t parse_port(std::string_view text, std::string_view whole) {
   unsigned port = 0;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), port);
   if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || port > 65535) {
-    throw std::invalid_argument("bad port in address '" + std::string(whole) + "'");
+    const bool digits = !text.empty() && text.find_first_not_of("0123456789") == text.npos;
+    throw std::invalid_argument("bad address '" + std::string(whole) + "': " +
+                                (digits ? "port out of range 0..65535" : "no decimal port"));
   }
   return static_cast<std::uint16_t>(port);
 }
@@ -36,7 +38,8 @@ Endpoint Endpoint::parse(std::string_view text) {
     const std::string_view path = text.substr(5);
     sockaddr_un un{};
     if (path.empty() || path.size() >= sizeof un.sun_path) {
-      throw std::invalid_argument("bad Unix socket path in '" + e.text_ + "'");
+      throw std::invalid_argument("bad address '" + e.text_ + "': " +
+                                  (path.empty() ? "empty Unix path" : "Unix path too long"));
     }
     un.sun_family = AF_UNIX;
     std::memcpy(un.sun_path, path.data(), path.size());
@@ -50,26 +53,31 @@ Endpoint Endpoint::parse(std::string_view text) {
   if (text.starts_with("[")) {
     const auto close = text.find("]:");
     if (close == std::string_view::npos)
-      throw std::invalid_argument("bad address '" + e.text_ + "'");
+      throw std::invalid_argument("bad address '" + e.text_ + "': expected [IPV6]:PORT");
     const std::string host(text.substr(1, close - 1));
     sockaddr_in6 in6{};
     in6.sin6_family = AF_INET6;
     in6.sin6_port = htons(parse_port(text.substr(close + 2), text));
     if (::inet_pton(AF_INET6, host.c_str(), &in6.sin6_addr) != 1) {
-      throw std::invalid_argument("bad IPv6 address in '" + e.text_ + "'");
+      throw std::invalid_argument("bad address '" + e.text_ + "': not a numeric IPv6 address");
     }
     e.length_ = sizeof in6;
     std::memcpy(&e.address_, &in6, sizeof in6);
     return e;
   }
   const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos) throw std::invalid_argument("bad address '" + e.text_ + "'");
-  const std::string host(text.substr(0, colon));
+  if (colon == std::string_view::npos)
+    throw std::invalid_argument("bad address '" + e.text_ + "': no port (expected IP:PORT)");
+  // localhost is the one name: it means 127.0.0.1, as in the reactor library (no resolver).
+  const std::string host =
+      text.substr(0, colon) == "localhost" ? "127.0.0.1" : std::string(text.substr(0, colon));
   sockaddr_in in4{};
   in4.sin_family = AF_INET;
   in4.sin_port = htons(parse_port(text.substr(colon + 1), text));
   if (::inet_pton(AF_INET, host.c_str(), &in4.sin_addr) != 1) {
-    throw std::invalid_argument("bad IPv4 address in '" + e.text_ + "' (names are not resolved)");
+    throw std::invalid_argument("bad address '" + e.text_ +
+                                "': not a numeric IPv4 address or localhost (names are not "
+                                "resolved)");
   }
   e.length_ = sizeof in4;
   std::memcpy(&e.address_, &in4, sizeof in4);

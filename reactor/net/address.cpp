@@ -68,29 +68,62 @@ bool parse_scope(std::string_view s, std::uint32_t& scope) noexcept {
 }  // namespace
 
 Address Address::parse(std::string_view text, std::error_code& ec) noexcept {
+  const char* why = nullptr;
+  return parse(text, ec, why);
+}
+
+std::string_view Address::parse_error(std::string_view text) noexcept {
+  std::error_code ec;
+  const char* why = nullptr;
+  (void)parse(text, ec, why);
+  return ec && why != nullptr ? why : "";
+}
+
+Address Address::parse(std::string_view text, std::error_code& ec, const char*& why) noexcept {
   ec = invalid();
-  if (text.size() > kMaxText || text.find('\0') != std::string_view::npos) return {};
-  if (text.starts_with(kUnixPrefix)) return unix_socket(text.substr(kUnixPrefix.size()), ec);
+  auto refuse = [&why](const char* reason) {
+    why = reason;
+    return Address();
+  };
+  if (text.size() > kMaxText) return refuse("longer than 4096 bytes");
+  if (text.find('\0') != std::string_view::npos) return refuse("contains a NUL byte");
+  if (text.starts_with(kUnixPrefix)) {
+    const std::string_view path = text.substr(kUnixPrefix.size());
+    if (path.empty()) return refuse("empty Unix path");
+    if (path == "@") return refuse("empty abstract name");
+    if (path.front() == '@' && path.size() - 1 > kMaxAbstract)
+      return refuse("abstract name longer than 106 bytes");
+    if (path.front() != '@' && path.size() > kMaxPath)
+      return refuse("Unix path longer than 107 bytes");
+    return unix_socket(path, ec);
+  }
 
   std::string_view host;
   std::string_view port_text;
   bool bracketed = !text.empty() && text.front() == '[';
   if (bracketed) {
     std::size_t close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
-      return {};
+    if (close == std::string_view::npos) return refuse("no ']' after the IPv6 address");
+    if (close + 1 >= text.size() || text[close + 1] != ':')
+      return refuse("no port (expected [IPV6]:PORT)");
     host = text.substr(1, close - 1);
     port_text = text.substr(close + 2);
   } else {
     std::size_t colon = text.rfind(':');
-    if (colon == std::string_view::npos) return {};
+    if (colon == std::string_view::npos)
+      return refuse("no port (expected IP:PORT, [IPV6]:PORT, unix:/PATH or unix:@NAME)");
     host = text.substr(0, colon);
     port_text = text.substr(colon + 1);
     // An IPv6 address needs brackets, or "::1:80" would be ambiguous.
-    if (host.find(':') != std::string_view::npos) return {};
+    if (host.find(':') != std::string_view::npos)
+      return refuse("an IPv6 address needs brackets: [IPV6]:PORT");
   }
+  if (host.empty()) return refuse("no host before the port");
   std::uint16_t port = 0;
-  if (host.empty() || !parse_port(port_text, port)) return {};
+  if (!parse_port(port_text, port)) {
+    return refuse(all_digits(port_text) ? "port out of range 0..65535"
+                                        : "the port is not a decimal number");
+  }
 
   Address a;
   if (bracketed) {
@@ -98,14 +131,16 @@ Address Address::parse(std::string_view text, std::error_code& ec) noexcept {
     if (std::size_t pct = host.find('%'); pct != std::string_view::npos) {
       scope_text = host.substr(pct + 1);
       host = host.substr(0, pct);
-      if (scope_text.empty()) return {};
+      if (scope_text.empty()) return refuse("empty scope after '%'");
     }
     char buf[INET6_ADDRSTRLEN];
     sockaddr_in6 sin6{};
     sin6.sin6_family = AF_INET6;
     sin6.sin6_port = htons(port);
-    if (!to_cstr(host, buf) || ::inet_pton(AF_INET6, buf, &sin6.sin6_addr) != 1) return {};
-    if (!scope_text.empty() && !parse_scope(scope_text, sin6.sin6_scope_id)) return {};
+    if (!to_cstr(host, buf) || ::inet_pton(AF_INET6, buf, &sin6.sin6_addr) != 1)
+      return refuse("not a numeric IPv6 address");
+    if (!scope_text.empty() && !parse_scope(scope_text, sin6.sin6_scope_id))
+      return refuse("unknown interface or scope id after '%'");
     std::memcpy(&a.storage_, &sin6, sizeof sin6);
     a.size_ = sizeof sin6;
     a.family_ = Family::ipv6;
@@ -114,7 +149,8 @@ Address Address::parse(std::string_view text, std::error_code& ec) noexcept {
   } else {
     char buf[INET_ADDRSTRLEN];
     in_addr ip{};
-    if (!to_cstr(host, buf) || ::inet_pton(AF_INET, buf, &ip) != 1) return {};
+    if (!to_cstr(host, buf) || ::inet_pton(AF_INET, buf, &ip) != 1)
+      return refuse("not a numeric IPv4 address or localhost (names are not resolved)");
     a = ipv4(ntohl(ip.s_addr), port);
   }
   ec.clear();
@@ -123,13 +159,16 @@ Address Address::parse(std::string_view text, std::error_code& ec) noexcept {
 
 Address Address::parse(std::string_view text) {
   std::error_code ec;
-  Address a = parse(text, ec);
+  const char* why = nullptr;
+  Address a = parse(text, ec, why);
   if (ec) {
     // Hostile text can be long or unprintable; quote a bounded, printable prefix.
     std::string shown;
     for (char c : text.substr(0, 128)) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
     if (text.size() > 128) shown += "...";
-    throw std::system_error(ec, "invalid address \"" + shown + "\"");
+    std::string message = "invalid address \"" + shown + "\"";
+    if (why != nullptr) message += std::string(" (") + why + ")";
+    throw std::system_error(ec, message);
   }
   return a;
 }

@@ -33,8 +33,12 @@ class Address {
 
   /// Parses one of the text forms above. EINVAL (and an empty address) on anything else.
   static Address parse(std::string_view text, std::error_code& ec) noexcept;
-  /// As above; throws std::system_error(EINVAL) with the text in the message.
+  /// As above; throws std::system_error(EINVAL) with the text and parse_error() in the message.
   static Address parse(std::string_view text);
+  /// Why parse() refuses `text`, in a few words for a message ("port out of range 0..65535",
+  /// "not a numeric IPv4 address or localhost (names are not resolved)", "Unix path longer
+  /// than 107 bytes", ...); empty when parse() accepts it. Never resolves a name.
+  static std::string_view parse_error(std::string_view text) noexcept;
 
   /// An IPv4 address from a 32-bit address in host byte order (0x7f000001 is 127.0.0.1) and a
   /// port.
@@ -88,6 +92,9 @@ class Address {
   friend bool operator==(const Address& a, const Address& b) noexcept;
 
  private:
+  // parse() with the reason for a refusal (nullptr on success).
+  static Address parse(std::string_view text, std::error_code& ec, const char*& why) noexcept;
+
   sockaddr_storage storage_{};
   socklen_t size_ = 0;
   Family family_ = Family::none;

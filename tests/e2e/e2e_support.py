@@ -2,7 +2,8 @@
 tutorial-style clients for each transport, and a tiny runner that names each case.
 
 A test script is run by CTest as
-    python3 SCRIPT.py --serve PATH/reactor-serve --client PATH/reactor-client [OPTIONS]
+    python3 SCRIPT.py --serve PATH/reactor-serve --client PATH/reactor-client
+                      [--load PATH/reactor-load] [OPTIONS]
 Every subprocess is killed in a finally block, every socket has a timeout, and this process
 becomes a child subreaper, so that a child left behind by a forking server is re-parented
 here, where check_no_children() finds it.
@@ -35,6 +36,7 @@ def parse_args(extra=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--serve", required=True, help="path of reactor-serve")
     parser.add_argument("--client", required=True, help="path of reactor-client")
+    parser.add_argument("--load", help="path of reactor-load (bench/load), when it is built")
     if extra:
         extra(parser)
     return parser.parse_args()

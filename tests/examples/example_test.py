@@ -3,20 +3,25 @@
 would: start it on 127.0.0.1:0, read its `listening on ADDR` line, talk to it with a plain
 socket client, check the exact replies, then SIGTERM it and expect exit status 0.
 
-    example_test.py PROGRAM EXE [--server SERVER_EXE]
+    example_test.py PROGRAM EXE [--server SERVER_EXE] [--readme README.md]
 
 PROGRAM names the check (time_server, upper_client, ...). A client program is run against
-its server, given by --server. Every socket has a timeout and every process is killed in a
+its server, given by --server. Every program taking arguments is first given --help, -h and
+bad arguments: usage on stdout and status 0 for help; for a mistake one `PROGRAM: reason` line
+and the usage on stderr, status 2; never a signal. stdin_echo (README.md's first example,
+compared with it when --readme is given) copies stdin from a pipe, a file and /dev/null. Every socket has a timeout and every process is killed in a
 finally block, so a broken program fails the test instead of hanging it.
 """
 
 import argparse
+import os
 import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -55,8 +60,8 @@ class Program:
                 return match
 
     def address(self):
-        """The (host, port) of the `listening on` line."""
-        match = self.expect(r"^listening on (\d+\.\d+\.\d+\.\d+):(\d+)$")
+        """The (host, port) of the `listening on` line (echo_server adds its backend)."""
+        match = self.expect(r"^listening on (\d+\.\d+\.\d+\.\d+):(\d+)( \(\w+\))?$")
         return match.group(1), int(match.group(2))
 
     def terminate(self):
@@ -93,7 +98,80 @@ def check_equal(what, got, want):
     assert got == want, f"{what}: got {got!r}, want {want!r}"
 
 
+# ---- the command line -------------------------------------------------------------------
+
+BAD_ARGUMENTS = [
+    ["nonsense"],
+    ["127.0.0.1:99999"],
+    ["--bind"],
+    ["127.0.0.1:0", "extra", "more"],  # echo_server takes two arguments, the others one
+]
+
+
+def command_line(name, exe):
+    """--help, -h and bad arguments are answered, never with a signal."""
+    for flag in ("--help", "-h"):
+        done = subprocess.run([exe, flag], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=TIMEOUT)
+        check_equal(f"{flag}: exit status", done.returncode, 0)
+        assert done.stdout.startswith(f"usage: {name} "), f"{flag}: stdout {done.stdout!r}"
+        check_equal(f"{flag}: stderr", done.stderr, "")
+    bad = BAD_ARGUMENTS + ([["127.0.0.1:0", "kqueue"]] if name == "echo_server" else [])
+    for args in bad:
+        done = subprocess.run([exe, *args], stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=TIMEOUT)
+        check_equal(f"{args}: exit status", done.returncode, 2)
+        lines = done.stderr.splitlines()
+        assert len(lines) == 2 and lines[0].startswith(f"{name}: ") and \
+            lines[1].startswith(f"usage: {name} "), f"{args}: stderr {lines!r}"
+        check_equal(f"{args}: stdout", done.stdout, "")
+
+
 # ---- one check per program -------------------------------------------------------------
+
+
+def echo_server(program, _):
+    addr = program.address()
+    with tcp_client(addr) as first, tcp_client(addr) as second:
+        first.sendall(b"hello")
+        second.sendall(b"world")
+        check_equal("echo", recv_until(first, b"hello"), b"hello")
+        check_equal("echo", recv_until(second, b"world"), b"world")
+
+
+def readme_example(readme):
+    """The first ```cpp block of the README, the text a reader copies."""
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    match = re.search(r"```cpp\n(.*?)```", text, re.S)
+    assert match, f"no cpp block in {readme}"
+    return match.group(1)
+
+
+def stdin_echo(exe, readme):
+    """Echoes stdin whatever it is: a pipe goes through the loop, a file or /dev/null (which
+    the loop cannot watch) is copied directly; exit 0 at end of input in every case."""
+    if readme:
+        source = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              "../../examples/stdin_echo.cpp")
+        with open(source, encoding="utf-8") as f:
+            check_equal("README's first example", readme_example(readme), f.read())
+    data = "".join(f"line {i}\n" for i in range(2000))  # several reads' worth
+    done = subprocess.run([exe], input=data, capture_output=True, text=True, timeout=TIMEOUT)
+    check_equal("pipe: exit status", done.returncode, 0)
+    check_equal("pipe: output", done.stdout, data)
+    with tempfile.TemporaryFile("w+") as file:
+        file.write(data)
+        file.seek(0)
+        done = subprocess.run([exe], stdin=file, capture_output=True, text=True,
+                              timeout=TIMEOUT)
+    check_equal("file: exit status", done.returncode, 0)
+    check_equal("file: output", done.stdout, data)
+    with open(os.devnull, encoding="utf-8") as null:
+        done = subprocess.run([exe], stdin=null, capture_output=True, text=True,
+                              timeout=TIMEOUT)
+    check_equal("/dev/null: exit status", done.returncode, 0)
+    check_equal("/dev/null: output", done.stdout, "")
 
 
 def time_server(program, _):
@@ -193,6 +271,7 @@ def udp_upper_client(exe, server):
 
 
 CHECKS = {
+    "echo_server": echo_server,
     "time_server": time_server,
     "upper_server": upper_server,
     "greet_server": greet_server,
@@ -206,10 +285,17 @@ CHECKS = {
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("program", choices=sorted(CHECKS))
+    parser.add_argument("program", choices=sorted([*CHECKS, "stdin_echo"]))
     parser.add_argument("exe")
     parser.add_argument("--server", help="the server a client program talks to")
+    parser.add_argument("--readme", help="README.md, whose first example stdin_echo is")
     args = parser.parse_args()
+    if args.program == "stdin_echo":
+        stdin_echo(args.exe, args.readme)
+        print(f"{args.program}: ok")
+        return
+
+    command_line(args.program, args.exe)
 
     # For a client, the process started here is its server; for a server, itself.
     server = Program(args.server or args.exe, "127.0.0.1:0")

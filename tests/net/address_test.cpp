@@ -307,6 +307,48 @@ TEST(AddressTest, ThrowingParse) {
   }
 }
 
+// A refusal comes with its reason in words, for a program to show its user; an accepted
+// text has none. Names other than localhost are refused, never looked up.
+TEST(AddressTest, ParseErrorSaysWhy) {
+  struct Case {
+    std::string text;
+    std::string_view reason;
+  };
+  const std::vector<Case> cases = {
+      {"127.0.0.1:99999", "port out of range 0..65535"},
+      {"127.0.0.1:http", "the port is not a decimal number"},
+      {"127.0.0.1", "no port"},
+      {":80", "no host before the port"},
+      {"example.com:80", "names are not resolved"},
+      {"300.1.1.1:80", "not a numeric IPv4 address"},
+      {"::1:80", "needs brackets"},
+      {"[::1]", "no port"},
+      {"[::1:80", "no ']'"},
+      {"[nope]:80", "not a numeric IPv6 address"},
+      {"unix:", "empty Unix path"},
+      {"unix:@", "empty abstract name"},
+      {"unix:/" + std::string(107, 'p'), "Unix path longer than 107 bytes"},
+      {"unix:@" + std::string(107, 'n'), "abstract name longer than 106 bytes"},
+      {std::string(5000, '1'), "longer than 4096 bytes"},
+      {"1.2.3.4:80\0"s, "NUL"},
+  };
+  for (const Case& c : cases) {
+    std::error_code ec;
+    EXPECT_TRUE(Address::parse(c.text, ec).empty()) << c.text;
+    EXPECT_EQ(ec, std::errc::invalid_argument) << c.text;
+    const std::string_view why = Address::parse_error(c.text);
+    EXPECT_NE(why.find(c.reason), std::string_view::npos) << c.text << ": " << why;
+  }
+  for (const char* good : {"127.0.0.1:0", "localhost:80", "[::1]:1", "unix:/x", "unix:@x"})
+    EXPECT_EQ(Address::parse_error(good), "") << good;
+  try {
+    (void)Address::parse("127.0.0.1:70000");
+    ADD_FAILURE() << "did not throw";
+  } catch (const std::system_error& e) {
+    EXPECT_NE(std::string(e.what()).find("port out of range"), std::string::npos) << e.what();
+  }
+}
+
 TEST(AddressTest, EveryValidFormRoundTrips) {
   const std::vector<std::string> texts = {"127.0.0.1:8080",
                                           "0.0.0.0:0",

@@ -4,8 +4,9 @@
 //   reactor-client unix:@time --transport unix-dgram --timeout 0.5 < lines.txt
 // Everything runs on one Reactor: standard input is watched like any other fd, the server
 // is reached with a Connector and a Connection (streams) or a DatagramSocket (datagrams).
-// Exit status: 0 when the talk ends normally, 1 when the server cannot be reached or the
-// connection breaks, 2 for bad options.
+// Exit status: 0 when the talk ends normally (and for --help, --version), 1 when the server
+// cannot be reached or the connection breaks, 2 for bad options (one line,
+// "reactor-client: reason").
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -14,11 +15,14 @@
 #include <cstdio>
 #include <deque>
 #include <functional>
+#include <stdexcept>
 #include <string>
 
 #include "reactor/net/connection.hpp"
 #include "reactor/net/connector.hpp"
 #include "reactor/net/datagram.hpp"
+#include "reactor/version.hpp"
+#include "tools/cli_checks.hpp"
 
 using namespace reactor;
 
@@ -26,15 +30,12 @@ namespace {
 
 using Seconds = std::chrono::duration<double>;
 
-// A number of seconds above 0 (CLI11's own range check prints the largest double).
-const CLI::Validator kSeconds(
-    [](std::string& text) {
-      double value = 0;
-      return CLI::detail::lexical_cast(text, value) && value > 0
-                 ? std::string()
-                 : text + " is not a number of seconds > 0";
-    },
-    "SECONDS");
+// The longest --timeout: a day is more than any real wait; an infinite one is refused.
+constexpr double kMaxTimeoutSeconds = 86'400;
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 void print(std::string_view bytes) {
   std::fwrite(bytes.data(), 1, bytes.size(), stdout);
@@ -208,6 +209,26 @@ int talk_datagram(Reactor& loop, const Address& server, Seconds timeout) {
   return status;
 }
 
+// The server's address, checked against the transport. With no --transport, a unix: address
+// means unix-stream; an explicit one must suit the address. The loop's backend "auto" is
+// $REACTOR_BACKEND's, so a bad value there is named as such.
+Address server_address(const CLI::App& app, const std::string& text, std::string& transport) {
+  std::error_code ec;
+  const Address server = Address::parse(text, ec);
+  if (ec) {
+    throw UsageError("bad address '" + text + "': " + std::string(Address::parse_error(text)));
+  }
+  if (app.count("--transport") == 0 && server.is_unix()) transport = "unix-stream";
+  const bool wants_unix = transport.starts_with("unix-");
+  if (server.is_unix() != wants_unix) {
+    throw UsageError("'" + text + "' does not suit --transport " + transport +
+                     (wants_unix ? " (use unix:/PATH or unix:@NAME)" : " (use IP:PORT)"));
+  }
+  if (std::string why = tools::backend_env_error(available_backends()); !why.empty())
+    throw UsageError(why);
+  return server;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -215,28 +236,27 @@ int main(int argc, char** argv) {
   std::string transport = "tcp";
   double timeout = 2;
   CLI::App app{"Sends each line of standard input to a server and prints each reply."};
+  app.set_version_flag("--version", std::string("reactor-client ") + version_string(),
+                       "print the version and exit");
   app.add_option("ADDR", server_text, "IP:PORT, [IPV6]:PORT, unix:/PATH or unix:@NAME")->required();
-  app.add_option("--transport", transport, "tcp, udp, unix-stream or unix-dgram")
+  app.add_option("--transport", transport,
+                 "tcp, udp, unix-stream or unix-dgram (default: unix-stream for a unix: ADDR)")
       ->check(CLI::IsMember({"tcp", "udp", "unix-stream", "unix-dgram"}))
       ->capture_default_str();
-  app.add_option("--timeout", timeout, "seconds to wait: to connect, for a reply, for the end")
-      ->check(kSeconds)
+  app.add_option("--timeout", timeout,
+                 "seconds to wait, at most 86400: to connect, for a reply, for the end")
+      ->check(tools::seconds_in(0, kMaxTimeoutSeconds, false))
       ->capture_default_str();
+  Address server;
   try {
     app.parse(argc, argv);
-  } catch (const CLI::Success& e) {  // --help
-    return app.exit(e);
+    server = server_address(app, server_text, transport);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "reactor-client: %s (see --help)\n", e.what());
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::fprintf(stderr, "reactor-client: %s\n", tools::one_line(e).c_str());
     return 2;
-  }
-
-  std::error_code ec;
-  const Address server = Address::parse(server_text, ec);
-  const bool wants_unix = transport.starts_with("unix-");
-  if (ec || server.is_unix() != wants_unix) {
-    std::fprintf(stderr, "reactor-client: '%s' is not a %s address (%s)\n", server_text.c_str(),
-                 transport.c_str(), wants_unix ? "unix:/PATH or unix:@NAME" : "IP:PORT");
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "reactor-client: %s\n", e.what());
     return 2;
   }
   try {

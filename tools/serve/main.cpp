@@ -3,7 +3,8 @@
 //   reactor-serve time --transport udp --bind 127.0.0.1:0
 //   reactor-serve echo --transport unix-stream --bind unix:@echo --model pool --threads 4
 // It prints "listening on ADDR" once ready and a summary when SIGINT or SIGTERM stops it.
-// Exit status: 0 after a clean stop, 2 for bad options, 1 when the server cannot start.
+// Exit status: 0 after a clean stop (and for --help, --version), 2 for bad options (one line,
+// "reactor-serve: reason"), 1 when the server cannot start.
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -15,7 +16,9 @@
 
 #include "reactor/server/datagram_server.hpp"
 #include "reactor/server/stream_server.hpp"
+#include "reactor/version.hpp"
 #include "services.hpp"
+#include "tools/cli_checks.hpp"
 
 using namespace reactor;
 
@@ -33,15 +36,12 @@ struct Flags {
   double idle_timeout = 0;
 };
 
-// A number of seconds, 0 or more (CLI11's own range check prints the largest double).
-const CLI::Validator kSeconds(
-    [](std::string& text) {
-      double value = 0;
-      return CLI::detail::lexical_cast(text, value) && value >= 0
-                 ? std::string()
-                 : text + " is not a number of seconds >= 0";
-    },
-    "SECONDS");
+// The bounds of the options, said in --help: enough for any real use, and small enough that
+// a typo cannot ask for gigabytes of threads.
+constexpr unsigned kMaxThreads = 256;
+constexpr std::size_t kMaxChildren = 4096;
+constexpr std::size_t kMaxConnections = 1'000'000;
+constexpr double kMaxIdleSeconds = 86'400;
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -53,7 +53,7 @@ Address bind_address(const Flags& flags) {
   Address address = Address::parse(flags.bind, ec);
   if (ec) {
     throw UsageError("--bind: bad address '" + flags.bind +
-                     "' (expected IP:PORT, [IPV6]:PORT, unix:/PATH or unix:@NAME)");
+                     "': " + std::string(Address::parse_error(flags.bind)));
   }
   const bool wants_unix = flags.transport.starts_with("unix-");
   if (address.is_unix() != wants_unix) {
@@ -61,6 +61,18 @@ Address bind_address(const Flags& flags) {
                      (wants_unix ? " (use unix:/PATH or unix:@NAME)" : " (use IP:PORT)"));
   }
   return address;
+}
+
+// What the parser cannot check alone. With no --transport, a unix: address means
+// unix-stream (an explicit --transport must then suit the address: bind_address() checks).
+// The default backend "auto" is $REACTOR_BACKEND's, so a bad value there is named as such.
+void check_flags(const CLI::App& app, Flags& flags) {
+  if (app.count("--transport") == 0 && flags.bind.starts_with("unix:"))
+    flags.transport = "unix-stream";
+  if (flags.backend == "auto") {
+    if (std::string why = tools::backend_env_error(available_backends()); !why.empty())
+      throw UsageError(why);
+  }
 }
 
 ServerOptions server_options(const Flags& flags) {
@@ -114,7 +126,10 @@ int main(int argc, char** argv) {
   app.add_option("SERVICE", flags.service, "echo, upper, time, greet or print")
       ->required()
       ->check(CLI::IsMember(serve::service_names()));
-  app.add_option("--transport", flags.transport, "tcp, udp, unix-stream or unix-dgram")
+  app.set_version_flag("--version", std::string("reactor-serve ") + version_string(),
+                       "print the version and exit");
+  app.add_option("--transport", flags.transport,
+                 "tcp, udp, unix-stream or unix-dgram (default: unix-stream for a unix: --bind)")
       ->check(CLI::IsMember({"tcp", "udp", "unix-stream", "unix-dgram"}))
       ->capture_default_str();
   app.add_option("--bind", flags.bind, "IP:PORT (port 0: any free one), unix:/PATH, unix:@NAME")
@@ -127,15 +142,21 @@ int main(int argc, char** argv) {
   app.add_option("--model", flags.model, "sync, threading, forking, reactor or pool")
       ->check(CLI::IsMember({"sync", "threading", "forking", "reactor", "pool"}))
       ->capture_default_str();
-  app.add_option("--threads", flags.threads, "pool: loops (0: one per core)");
-  app.add_option("--max-children", flags.max_children, "forking: children at once")
+  app.add_option("--threads", flags.threads, "pool: loops, at most 256 (0: one per core)")
+      ->transform(tools::count_in(0, kMaxThreads));
+  app.add_option("--max-children", flags.max_children, "forking: children at once, 1 to 4096")
+      ->transform(tools::count_in(1, kMaxChildren))
       ->capture_default_str();
-  app.add_option("--max-connections", flags.max_connections, "clients at once (0: no limit)");
-  app.add_option("--idle-timeout", flags.idle_timeout, "close a client silent this long (0: never)")
-      ->check(kSeconds);
+  app.add_option("--max-connections", flags.max_connections,
+                 "clients at once, at most 1000000 (0: no limit)")
+      ->transform(tools::count_in(0, kMaxConnections));
+  app.add_option("--idle-timeout", flags.idle_timeout,
+                 "close a client silent this long, at most 86400 s (0: never)")
+      ->check(tools::seconds_in(0, kMaxIdleSeconds));
 
   try {
     app.parse(argc, argv);
+    check_flags(app, flags);
     const Address address = bind_address(flags);
     const serve::Service& service = *serve::find_service(flags.service);
     const ServerOptions options = server_options(flags);
@@ -147,10 +168,9 @@ int main(int argc, char** argv) {
       DatagramServer server(address, serve::datagram_service(service), options);
       run(server);
     }
-  } catch (const CLI::Success& e) {  // --help
-    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "reactor-serve: %s (see --help)\n", e.what());
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::fprintf(stderr, "reactor-serve: %s\n", tools::one_line(e).c_str());
     return 2;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "reactor-serve: %s\n", e.what());
