@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -31,6 +32,7 @@ struct Flags {
   std::size_t max_children = 40;
   std::size_t max_connections = 0;
   double idle_timeout = 0;
+  double shutdown_drain = 3;
 };
 
 // A number of seconds, 0 or more (CLI11's own range check prints the largest double).
@@ -74,6 +76,7 @@ ServerOptions server_options(const Flags& flags) {
   // Not loop().on_signal(): these reach the server even while a sync handler holds its
   // loop, and cancel the handlers' waits at once.
   o.shutdown_signals = {SIGINT, SIGTERM};
+  o.shutdown_drain = std::chrono::milliseconds(std::llround(flags.shutdown_drain * 1000));
   // As Python's UDPServer: on UDP, SO_REUSEADDR would let a second server share the port.
   o.allow_reuse_address = flags.transport != "udp";
   return o;
@@ -100,10 +103,13 @@ void run(Server& server) {
 
   const ServerStats stats = server.stats();
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-  std::fprintf(stderr, "served %llu requests (%llu errors, %llu rejected) in %.1f s\n",
-               static_cast<unsigned long long>(stats.handled),
-               static_cast<unsigned long long>(stats.errors),
-               static_cast<unsigned long long>(stats.rejected), took.count());
+  // A client served to its last answer counts as served even if shutdown closed it.
+  auto n = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::fprintf(stderr,
+               "served %llu of %llu accepted (%llu cut at shutdown, %llu timed out, %llu errors, "
+               "%llu rejected) in %.1f s\n",
+               n(stats.handled), n(stats.accepted), n(stats.cut), n(stats.timeouts),
+               n(stats.errors), n(stats.rejected), took.count());
 }
 
 }  // namespace
@@ -133,6 +139,10 @@ int main(int argc, char** argv) {
   app.add_option("--max-connections", flags.max_connections, "clients at once (0: no limit)");
   app.add_option("--idle-timeout", flags.idle_timeout, "close a client silent this long (0: never)")
       ->check(kSeconds);
+  app.add_option("--shutdown-drain", flags.shutdown_drain,
+                 "on SIGINT/SIGTERM, let clients finish this long before cutting them")
+      ->check(kSeconds)
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
