@@ -76,9 +76,9 @@ std::error_code BlockingStream::wait(bool for_write) {
     bool socket_ready = false;
     for (const Readiness& r : ready) {
       if (r.token == kCancelToken) {
-        canceled_ = true;
-        if (!may_drain) return canceled;
+        if (!may_drain) return canceled;  // and again while the fd stays readable
         // The cancel fd stays readable: stop watching it, canceled_ remembers.
+        canceled_ = true;
         waiter_->remove(cancel_fd_);
       } else {
         socket_ready = true;  // readable, writable, or an error the next call will report

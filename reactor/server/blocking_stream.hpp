@@ -61,8 +61,6 @@ class BlockingStream {
   void set_drain(std::chrono::milliseconds drain) noexcept { drain_ = drain; }
   /// True once a write or flush failed: the peer may not have everything written.
   bool output_lost() const noexcept { return output_lost_; }
-  /// True once a wait saw the cancel fd (shutdown()).
-  bool canceled() const noexcept { return canceled_; }
   void set_max_line(std::size_t max_line) noexcept { max_line_ = max_line; }
   std::size_t max_line() const noexcept { return max_line_; }
 
@@ -107,7 +105,7 @@ class BlockingStream {
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   std::chrono::milliseconds drain_{0};
   std::chrono::steady_clock::time_point drain_until_{};  // set by the first cancelled write
-  bool canceled_ = false;
+  bool canceled_ = false;  // a write saw the cancel fd and drains: no longer watched
   bool output_lost_ = false;
   std::size_t max_line_ = kDefaultMaxLine;
   bool eof_ = false;
