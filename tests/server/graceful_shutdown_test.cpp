@@ -266,6 +266,33 @@ TEST_P(DatagramReportTest, TruncatedDatagramsAreReportedOnceThenEveryThousandth)
   EXPECT_NE(lines[0].find("127.0.0.1"), std::string::npos) << lines[0];
 }
 
+TEST_P(DatagramReportTest, ReplyThatCannotBeSentIsReportedNotCountedAsAHandlerError) {
+  CapturedLog log;
+  ServerOptions o;
+  o.backend = backend();
+  // The reply goes out after the client is gone: a Unix datagram to a vanished name fails.
+  DatagramServer server(
+      unique_unix_address("lostreply"),
+      [](DatagramRequest& r) {
+        std::this_thread::sleep_for(200ms);
+        r.reply(r.data());
+      },
+      o);
+  Serving serving(server);
+  {
+    Fd client = datagram_client(server.address());
+    ASSERT_GE(client.get(), 0);
+    ASSERT_TRUE(send_datagram(client.get(), server.address(), "hello"));
+  }
+  EXPECT_TRUE(wait_for([&] { return server.stats().handled == 1; }, 5000ms));
+  serving.stop();
+  EXPECT_EQ(server.stats().errors, 0u);
+  const auto lines = log.lines();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("warning: "), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("reply could not be sent"), std::string::npos) << lines[0];
+}
+
 REACTOR_INSTANTIATE_ALL_BACKENDS(DatagramReportTest);
 
 }  // namespace
