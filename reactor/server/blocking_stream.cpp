@@ -3,8 +3,11 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <optional>
+#include <vector>
 
 #include "reactor/core/backend.hpp"
 
@@ -48,31 +51,44 @@ BlockingStream::~BlockingStream() = default;
 
 std::error_code BlockingStream::wait(bool for_write) {
   using Clock = std::chrono::steady_clock;
+  const auto canceled = std::make_error_code(std::errc::operation_canceled);
+  // After shutdown() a read fails at once (the handler waits for a request that no longer
+  // matters) but a write may finish the answer within the drain time.
+  const bool may_drain = for_write && drain_.count() > 0;
+  if (canceled_ && !may_drain) return canceled;
   if (auto ec = waiter_->modify(socket_.fd(), for_write ? Interest::write : Interest::read,
                                 kSocketToken)) {
     return ec;
   }
-  const bool bounded = timeout_.count() > 0;
-  const auto deadline = Clock::now() + timeout_;
+  auto until = deadline_;  // the stream's deadline or this wait's timeout, the sooner
+  if (timeout_.count() > 0) until = std::min(until, Clock::now() + timeout_);
   std::vector<Readiness> ready;
   ready.reserve(2);  // a backend fills only the capacity it is given
   for (;;) {
+    if (canceled_ && drain_until_ == Clock::time_point{}) drain_until_ = Clock::now() + drain_;
+    const auto limit = canceled_ ? std::min(until, drain_until_) : until;
     std::optional<std::chrono::nanoseconds> left;
-    if (bounded) {
-      left = std::max(std::chrono::nanoseconds{0}, deadline - Clock::now());
+    if (limit != Clock::time_point::max()) {
+      left = std::max(std::chrono::nanoseconds{0}, limit - Clock::now());
     }
     ready.clear();
     if (auto ec = waiter_->poll(ready, left)) return ec;
     bool socket_ready = false;
     for (const Readiness& r : ready) {
-      if (r.token == kCancelToken) return std::make_error_code(std::errc::operation_canceled);
-      socket_ready = true;  // readable, writable, or an error the next call will report
+      if (r.token == kCancelToken) {
+        if (!may_drain) return canceled;  // and again while the fd stays readable
+        // The cancel fd stays readable: stop watching it, canceled_ remembers.
+        canceled_ = true;
+        waiter_->remove(cancel_fd_);
+      } else {
+        socket_ready = true;  // readable, writable, or an error the next call will report
+      }
     }
     if (socket_ready) return {};
-    // Nothing ready: a signal interrupted the wait, or the time is up.
-    if (bounded && Clock::now() >= deadline) {
-      return std::make_error_code(std::errc::timed_out);
-    }
+    // Nothing ready: a signal interrupted the wait, the cancel fd fired, or the time is up.
+    const auto now = Clock::now();
+    if (canceled_ && drain_until_ != Clock::time_point{} && now >= drain_until_) return canceled;
+    if (now >= until) return std::make_error_code(std::errc::timed_out);
   }
 }
 
@@ -176,6 +192,7 @@ void BlockingStream::flush(std::error_code& ec) {
   std::string_view left = output_.view();
   ec = send_all(socket_.fd(), left, [this] { return wait(true); });
   output_.consume(output_.size() - left.size());
+  if (ec) output_lost_ = true;
 }
 
 void BlockingStream::flush() {
@@ -193,6 +210,7 @@ void BlockingStream::write(std::string_view bytes, std::error_code& ec) {
   // Large: flush what is queued, then send straight from the caller's bytes (no copy).
   flush(ec);
   if (!ec) ec = send_all(socket_.fd(), bytes, [this] { return wait(true); });
+  if (ec) output_lost_ = true;
   // A failed large write leaves its unsent rest unqueued: the stream is broken anyway.
 }
 

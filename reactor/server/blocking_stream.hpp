@@ -3,9 +3,12 @@
 /// A blocking, buffered reader and writer over one stream socket: Python's rfile and wfile
 /// in one object, for the handlers of the sync, threading and forking models.
 ///
-/// - Every wait has a timeout (set_timeout; zero: none) and can be cancelled: the server
-///   cancels all waits of its handlers at shutdown(), in this process and in forked children.
-///   A timed-out wait fails with errc::timed_out, a cancelled one with
+/// - Every wait has a timeout (set_timeout; zero: none), the stream may have an absolute
+///   deadline (set_deadline; each wait takes the shorter of the two), and every wait can be
+///   cancelled: the server cancels the waits of its handlers at shutdown(), in this process
+///   and in forked children. A cancelled read fails at once; a cancelled write (the handler
+///   is sending its answer) goes on for up to the drain time (set_drain; zero: fails at once)
+///   and fails only then. A timed-out wait fails with errc::timed_out, a cancelled one with
 ///   errc::operation_canceled; neither loses buffered input.
 /// - Signals never break an operation: EINTR is retried and the remaining time waited.
 /// - read_line() is capped (max_line, counted without the terminator, as LineReader counts:
@@ -53,6 +56,17 @@ class BlockingStream {
   void set_timeout(std::chrono::milliseconds timeout) noexcept { timeout_ = timeout; }
   /// The per-wait timeout; zero: none.
   std::chrono::milliseconds timeout() const noexcept { return timeout_; }
+  /// Absolute deadline of every later wait; time_point::max(): none (the default).
+  void set_deadline(std::chrono::steady_clock::time_point deadline) noexcept {
+    deadline_ = deadline;
+  }
+  /// The absolute deadline; time_point::max(): none.
+  std::chrono::steady_clock::time_point deadline() const noexcept { return deadline_; }
+  /// How long a write may go on once the waits are cancelled (counted from the first write
+  /// wait that sees the cancellation); zero (the default): a cancelled write fails at once.
+  void set_drain(std::chrono::milliseconds drain) noexcept { drain_ = drain; }
+  /// True once a write or flush failed: the peer may not have everything written.
+  bool output_lost() const noexcept { return output_lost_; }
   /// Sets the cap on read_line()'s line length, terminator excluded; applies from the next call.
   void set_max_line(std::size_t max_line) noexcept { max_line_ = max_line; }
   /// The cap on read_line()'s line length, terminator excluded.
@@ -106,6 +120,11 @@ class BlockingStream {
   Buffer input_;
   Buffer output_;
   std::chrono::milliseconds timeout_{0};
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  std::chrono::milliseconds drain_{0};
+  std::chrono::steady_clock::time_point drain_until_{};  // set by the first cancelled write
+  bool canceled_ = false;  // a write saw the cancel fd and drains: no longer watched
+  bool output_lost_ = false;
   std::size_t max_line_ = kDefaultMaxLine;
   bool eof_ = false;
 };

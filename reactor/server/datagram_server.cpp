@@ -5,10 +5,13 @@
 
 #include <fcntl.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
+#include "reactor/core/log.hpp"
 #include "reactor/net/datagram.hpp"
 #include "reactor/server/detail/server_base.hpp"
 
@@ -27,6 +30,25 @@ std::error_code send_datagram(int fd, const Address& to, std::string_view bytes)
     if (errno != EINTR) return {errno, std::generic_category()};
   }
 }
+
+// Reports of lost datagrams, so that a storm does not flood the log: the first, then every
+// kEvery-th, each with the count so far. Any thread.
+class DropReport {
+ public:
+  static constexpr std::uint64_t kEvery = 1000;
+  explicit DropReport(const char* what) noexcept : what_(what) {}
+  void add(const Address& client, const char* why) noexcept {
+    const std::uint64_t n = ++count_;
+    if (n != 1 && n % kEvery != 0) return;
+    detail::log(LogLevel::warning, "datagram server: %s (%s, from %s; %llu so far)", what_, why,
+                client.empty() ? "(unnamed)" : client.to_string().c_str(),
+                static_cast<unsigned long long>(n));
+  }
+
+ private:
+  const char* what_;
+  std::atomic<std::uint64_t> count_{0};
+};
 
 struct Packet {
   std::string data;
@@ -80,7 +102,13 @@ class DatagramServerImpl : public ServerBase<DatagramServerImpl, Packet, Datagra
   static void switch_source(DatagramSocket& s, bool on) { on ? (void)s.start() : s.stop(); }
   static bool request_finished() noexcept { return true; }  // a datagram is handled at once
   static void request_ended() noexcept {}
-  static void close_loop(std::size_t) noexcept {}
+  void close_loop(std::size_t w) noexcept {
+    if (const std::size_t n = loops_[w]->admission.waiting()) {
+      detail::log(LogLevel::warning,
+                  "datagram server: %zu datagrams dropped at close, still waiting for a handler",
+                  n);
+    }
+  }
 
   void start_receiving(std::size_t w) {
     DatagramSocket& s = *loops_[w]->source;
@@ -91,7 +119,15 @@ class DatagramServerImpl : public ServerBase<DatagramServerImpl, Packet, Datagra
   }
 
   void on_datagram(std::size_t w, std::string_view data, const Address& from, bool truncated) {
-    if (!core_.admit(from)) return;
+    if (truncated) {
+      truncated_.add(from, ("longer than max_datagram, " +
+                            std::to_string(core_.options().max_datagram) + " bytes kept")
+                               .c_str());
+    }
+    if (!core_.admit(from)) {
+      if (core_.stopping()) unanswered_.add(from, "the server is shutting down");
+      return;
+    }
     const Model model = core_.options().model;
     if (model != Model::threading && model != Model::forking) {
       started(w);
@@ -133,8 +169,10 @@ class DatagramServerImpl : public ServerBase<DatagramServerImpl, Packet, Datagra
       DatagramRequest request(data, from, truncated);
       handler_(request);
       if (request.replied()) {
+        // Not the handler's failure: the reply is lost like a datagram on the wire, and
+        // reported.
         if (auto ec = send_datagram(fd, from, request.reply_bytes())) {
-          throw std::system_error(ec, "reply to " + from.to_string());
+          lost_replies_.add(from, ec.message().c_str());
         }
       }
       return Outcome::handled;
@@ -145,6 +183,9 @@ class DatagramServerImpl : public ServerBase<DatagramServerImpl, Packet, Datagra
 
   DatagramHandler handler_;
   DatagramSocket::Options options_;
+  DropReport truncated_{"a datagram arrived truncated"};
+  DropReport unanswered_{"a datagram was dropped unanswered"};
+  DropReport lost_replies_{"a reply could not be sent"};
 };
 
 }  // namespace detail

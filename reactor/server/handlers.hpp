@@ -101,6 +101,13 @@ class EventHandler {
   /// Default: shutdown(), so that queued output is flushed and then the connection closes
   /// with CloseReason::eof (as a Connection does without an on_eof callback).
   virtual void on_eof(Connection& connection, Buffer& /*input*/) { connection.shutdown(); }
+  /// The server is shutting down (ServerOptions::shutdown_drain): true while this
+  /// connection has a request in progress that is not visible to the server (say, an answer
+  /// that a timer will send). Asked as the drain starts and then every few milliseconds; the
+  /// server closes the connection gracefully (queued output flushed, then FIN) once this is
+  /// false, nothing is queued and no input is left unconsumed, and aborts it at the drain
+  /// deadline. Default: false.
+  virtual bool busy(const Connection&) const { return false; }
   /// Last call, exactly once, whatever closed the connection (the peer, a limit, a timeout,
   /// you, or the server's close); the handler is destroyed after it.
   virtual void on_close(Connection&, CloseReason, std::error_code) {}

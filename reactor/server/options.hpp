@@ -21,7 +21,9 @@ namespace reactor {
 
 /// Reactor and pool models: what each connection's Connection::Options holds, but for the
 /// idle timeout, which is ServerOptions::idle_timeout (one knob for every model). The
-/// defaults are Connection::Options's.
+/// defaults are Connection::Options's. The deadline applies to every model: the blocking
+/// models' handler stream fails its next wait past it with errc::timed_out (a timeout in
+/// ServerStats, not an error).
 struct ServerConnectionOptions {
   /// Input cap, bytes (Connection::Options::max_input).
   std::size_t max_input = Connection::Options{}.max_input;
@@ -35,7 +37,8 @@ struct ServerConnectionOptions {
   std::size_t read_size = Connection::Options{}.read_size;
   /// Reads per loop iteration at most, per connection (fairness).
   unsigned reads_per_iteration = Connection::Options{}.reads_per_iteration;
-  std::chrono::nanoseconds deadline = Connection::Options{}.deadline;  ///< 0: none
+  /// A connection is closed this long after it was accepted, every model; 0: none.
+  std::chrono::nanoseconds deadline = Connection::Options{}.deadline;
   /// TCP_NODELAY on TCP connections.
   bool no_delay = Connection::Options{}.no_delay;
 
@@ -96,7 +99,21 @@ struct ServerOptions {
   /// handler blocks the serving thread: they cancel the handlers' waits at once, like
   /// shutdown(). The previous dispositions come back when the server is destroyed.
   std::vector<int> shutdown_signals{};
-  /// Reactor and pool models: per-connection buffers, watermarks and deadline.
+  /// How long shutdown() lets connections finish before it cuts them (0: cut at once).
+  /// Shutdown stops accepting at once, then, every model:
+  /// - reactor and pool: each open connection gets EventHandler::on_shutdown, whose default
+  ///   closes it gracefully (queued output flushed, then FIN) unless a request is in
+  ///   progress (unconsumed input or queued output); those are closed gracefully once their
+  ///   output is flushed. A connection still open at the drain deadline is aborted (RST).
+  /// - sync, threading and forking: a handler waiting to read is cancelled at once (its
+  ///   client already has every answer) and its connection closed gracefully; a handler
+  ///   writing an answer may go on for up to this long and is cancelled only then.
+  /// Connections closed gracefully count as handled; those cut at the deadline as
+  /// ServerStats::cut. Reactor and pool: serve_forever() returns (and shutdown() from
+  /// another thread) once every connection is closed, at most about this long after
+  /// shutdown(); blocking models: server_close() waits for the handlers (about as long).
+  std::chrono::milliseconds shutdown_drain{3000};
+  /// Per-connection buffers and watermarks (reactor and pool models) and deadline (every model).
   ServerConnectionOptions connection{};
 
   /// Access control, before any handler runs; false closes the connection (drops the
@@ -114,9 +131,12 @@ struct ServerOptions {
 struct ServerStats {
   std::uint64_t accepted = 0;  ///< connections accepted / datagrams received
   std::uint64_t rejected = 0;  ///< refused by verify_request
-  std::uint64_t handled = 0;   ///< requests finished without a handler error
+  /// connections (datagrams) served to their end without a handler error, including those
+  /// closed gracefully by shutdown after their answers
+  std::uint64_t handled = 0;
   std::uint64_t errors = 0;    ///< handler failures (handle_error calls; failed children)
-  std::uint64_t timeouts = 0;  ///< connections closed by the idle timeout
+  std::uint64_t timeouts = 0;  ///< connections closed by the idle timeout or the deadline
+  std::uint64_t cut = 0;       ///< connections cut at shutdown (drain deadline passed)
   std::size_t active = 0;      ///< connections (threads, children) being served now
   /// The most `active` has been.
   std::size_t peak_active = 0;

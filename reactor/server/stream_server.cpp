@@ -3,7 +3,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -54,6 +57,10 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
                   core_.loop_count() > 1 && core_.options().max_connections == 0;
     listen_on(0, address);
     set_address(loops_[0]->source->address());
+    if (!is_blocking(model)) {
+      drains_.resize(loops_.size());
+      core_.set_drain([this](std::size_t w) { begin_drain(w); });
+    }
   }
 
   ~StreamServerImpl() { close(); }
@@ -89,6 +96,7 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
       if (!session->failed) {
         try {
           session->handler->on_close(*session->connection, CloseReason::local, {});
+          core_.count(Outcome::cut);
         } catch (...) {
           core_.count(core_.fail(session->connection->peer_address(), std::current_exception()));
         }
@@ -100,8 +108,67 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
   struct Session {
     std::shared_ptr<Connection> connection;
     std::unique_ptr<EventHandler> handler;
-    bool failed = false;  // the peer's address is connection->peer_address(): not kept twice
+    bool failed = false;   // the peer's address is connection->peer_address(): not kept twice
+    bool cut = false;      // aborted at the drain deadline
+    bool closing = false;  // closed gracefully by the drain
   };
+
+  // Per loop, while shutdown() drains it.
+  struct Drain {
+    bool on = false;
+    Timer sweep;     // closes connections that became idle
+    Timer deadline;  // cuts what is left
+  };
+
+  // Loop w's thread. Stops accepting, closes the idle connections gracefully and gives the
+  // others until the drain deadline.
+  void begin_drain(std::size_t w) {
+    Drain& d = drains_[w];
+    if (d.on) return;
+    d.on = true;
+    if (loops_[w]->source) switch_source(*loops_[w]->source, false);
+    loops_[w]->admission.clear();
+    sweep(w);
+    if (sessions_[w].empty()) {
+      end_drain(w);
+      return;
+    }
+    using namespace std::chrono_literals;
+    d.sweep = core_.loop(w).every(10ms, [this, w] { sweep(w); });
+    d.deadline = core_.loop(w).after(core_.options().shutdown_drain, [this, w] { cut(w); });
+  }
+
+  // A connection with no request in progress (nothing unread, the handler not busy) closes
+  // gracefully: Connection::close() flushes what is queued and then sends FIN.
+  void sweep(std::size_t w) {
+    std::vector<std::shared_ptr<Session>> open;
+    for (auto& [conn, session] : sessions_[w]) open.push_back(session);
+    for (auto& s : open) {
+      if (s->closing || s->failed) continue;
+      Connection& c = *s->connection;
+      bool busy = !c.input().empty();
+      if (!busy) guard(*s, [&] { busy = s->handler->busy(c); });
+      if (busy || s->failed) continue;
+      s->closing = true;
+      c.close();
+    }
+  }
+
+  void cut(std::size_t w) {
+    std::vector<std::shared_ptr<Session>> open;
+    for (auto& [conn, session] : sessions_[w]) open.push_back(session);
+    for (auto& s : open) {
+      s->cut = true;
+      s->connection->abort();
+    }
+  }
+
+  void end_drain(std::size_t w) {
+    Drain& d = drains_[w];
+    d.sweep.cancel();
+    d.deadline.cancel();
+    core_.loop_drained();
+  }
 
   void listen_on(std::size_t w, const Address& address) {
     Listener::Options o;
@@ -152,6 +219,9 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
                 if (loop->source) ::close(loop->source->fd());
                 loop->admission.clear();
               }
+              // A Ctrl-C at a terminal reaches the whole process group: the parent alone
+              // acts on it, and drives the child's end through the cancel fd.
+              for (int signo : core_.options().shutdown_signals) ::signal(signo, SIG_IGN);
             },
             [&] { return static_cast<int>(run_blocking(std::move(socket), peer)); },
             [this](int status) {
@@ -188,18 +258,35 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
   }
 
   Outcome run_blocking(Socket socket, const Address& peer) noexcept {
+    const ServerOptions& o = core_.options();
+    std::optional<BlockingStream> stream;
     try {
-      BlockingStream stream(std::move(socket), core_.cancel_fd());
-      stream.set_timeout(core_.options().idle_timeout);
-      stream.set_max_line(core_.options().max_line);
+      stream.emplace(std::move(socket), core_.cancel_fd());
+      stream->set_timeout(o.idle_timeout);
+      stream->set_max_line(o.max_line);
+      stream->set_drain(o.shutdown_drain);
+      if (o.connection.deadline.count() > 0) {
+        stream->set_deadline(
+            std::chrono::steady_clock::now() +
+            std::chrono::duration_cast<std::chrono::steady_clock::duration>(o.connection.deadline));
+      }
       auto handler = service_.blocking();
-      StreamRequest::run(*handler, stream, peer);
-      stream.flush();  // Python's StreamRequestHandler.finish flushes wfile
-      close_gently(stream.socket());
+      StreamRequest::run(*handler, *stream, peer);
+      stream->flush();  // Python's StreamRequestHandler.finish flushes wfile
+      close_gently(stream->socket());
       return Outcome::handled;
     } catch (...) {
-      return core_.fail(peer, std::current_exception());
+      const Outcome outcome = core_.fail(peer, std::current_exception());
+      if (outcome != Outcome::canceled || !stream) return outcome;
     }
+    // shutdown() cancelled a wait. A handler cancelled waiting for a request has given its
+    // client every answer: that client was served and gets a graceful close. One cut while
+    // writing (the drain time passed) or with a request half read was cut.
+    std::error_code ec;
+    stream->flush(ec);
+    if (ec || stream->output_lost() || stream->buffered_input() != 0) return Outcome::cut;
+    close_gently(stream->socket());
+    return Outcome::handled;
   }
 
   void start_session(std::size_t w, Socket socket, const Address& peer) {
@@ -232,10 +319,12 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
         guard(*s, [&] { s->handler->on_close(c, reason, ec); });
         core_.count(reason == CloseReason::timeout ? Outcome::timeout
                     : s->failed                    ? Outcome::error
+                    : s->cut                       ? Outcome::cut
                                                    : Outcome::handled);
       }
       sessions_[w].erase(&c);  // destroys *s
       release_slot();
+      if (!drains_.empty() && drains_[w].on && sessions_[w].empty()) end_drain(w);
     });
     sessions_[w].emplace(&c, session);
     if (one_shot_) last_session_ = session->connection;
@@ -258,6 +347,7 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
 
   StreamService service_;
   std::vector<std::map<Connection*, std::shared_ptr<Session>>> sessions_;  // per loop
+  std::vector<Drain> drains_;  // per loop; reactor and pool models only
   bool reuse_port_ = false;
   std::size_t next_loop_ = 0;
   std::weak_ptr<Connection> last_session_;

@@ -17,11 +17,18 @@
 ///   or the backend name is unknown.
 /// - serve_forever() serves until shutdown(); the calling thread is the serving thread (it
 ///   runs loop 0). shutdown() takes effect at once: it wakes the loops (no polling
-///   interval), stops accepting, and cancels the waits of blocking handlers
-///   (errc::operation_canceled), here and in forked children. It is final: serve_forever()
-///   and handle_request() after it return at once. From another thread it returns when
-///   serve_forever has returned; from inside a handler, or when nothing serves, at once.
-///   Twice is harmless.
+///   interval), stops accepting, and cancels the read waits of blocking handlers
+///   (errc::operation_canceled), here and in forked children. Then it drains, every model:
+///   idle connections close gracefully (queued output flushed, then FIN, never a reset);
+///   a request in progress gets up to ServerOptions::shutdown_drain to finish (see there),
+///   and what is still open at that deadline is cut. It is final: serve_forever() and
+///   handle_request() after it return at once. From another thread it returns when
+///   serve_forever has returned (after the drain); from inside a handler, or when nothing
+///   serves, at once. Twice is harmless.
+/// - Forking: the children ignore ServerOptions::shutdown_signals (a Ctrl-C at a terminal
+///   reaches the whole process group): the parent drives their shutdown.
+/// - ServerOptions::connection.deadline applies to every model (blocking models: the
+///   handler's stream fails its next wait past it with errc::timed_out).
 /// - server_close() shuts down, joins every handler thread, waits for every child, closes
 ///   every connection (event handlers get on_close), closes the listening sockets and
 ///   removes a Unix socket file it created. The destructor calls it.

@@ -24,7 +24,8 @@ import time
 import traceback
 
 TIMEOUT = 5.0  # seconds any single socket operation may take
-SUMMARY = re.compile(r"^served (\d+) requests \((\d+) errors, (\d+) rejected\) in [\d.]+ s$")
+SUMMARY = re.compile(r"^served (\d+) of (\d+) accepted \((\d+) cut at shutdown, (\d+) timed out, "
+                     r"(\d+) errors, (\d+) rejected\) in [\d.]+ s$")
 TIME_REPLY = re.compile(rb"^\[\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\] hello\n$")
 GREETING = b"Thank you for connecting\n"
 TRANSPORTS = ["tcp", "udp", "unix-stream", "unix-dgram"]
@@ -163,7 +164,8 @@ class Server:
         summary = [m for m in summary if m]
         assert len(summary) == 1 and len(self.stderr) == 1, \
             f"{self.argv}: expected only the summary line on stderr, got {err!r}"
-        served, errors, rejected = (int(g) for g in summary[0].groups())
+        served, _accepted, _cut, _timed_out, errors, rejected = (
+            int(g) for g in summary[0].groups())
         assert errors == 0 and rejected == 0, f"{self.argv}: {err}"
         if expect_served is not None:
             assert served == expect_served, \

@@ -931,6 +931,92 @@ TEST_P(BlockingStreamTest, CancelWakesABlockedFlush) {
   EXPECT_TRUE(IsErrc(ec, std::errc::operation_canceled));
 }
 
+TEST_P(BlockingStreamTest, CancelledReadFailsAtOnceButAWriteDrains) {
+  FdLeakCheck leak;
+  test::Fd cancel = make_cancel_fd();
+  StreamPair p = make_pair();
+  shrink_buffers(p);
+  BlockingStream s(std::move(p.ours), cancel.get());
+  s.set_timeout(kSafety);
+  s.set_drain(3000ms);
+  signal_cancel(cancel.get());
+  std::error_code ec;
+  auto t0 = Clock::now();
+  EXPECT_EQ(s.read_line(ec), std::nullopt);
+  EXPECT_TRUE(IsErrc(ec, std::errc::operation_canceled));
+  EXPECT_LT(ms_since(t0), 500.0) << "a cancelled read waits for nothing";
+
+  // The peer starts reading 300 ms after the write blocks: within the drain, so the answer
+  // goes out whole.
+  const std::string answer(1 << 20, 'a');
+  std::size_t got = 0;
+  Later reader(300ms, [&] {
+    char buf[65536];
+    while (got < answer.size()) {
+      const ssize_t n = ::recv(p.peer.get(), buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+  });
+  s.write(answer, ec);
+  if (!ec) s.flush(ec);
+  reader.join();
+  EXPECT_FALSE(ec) << ec.message();
+  EXPECT_EQ(got, answer.size());
+  EXPECT_FALSE(s.output_lost());
+  // Reads stay cancelled.
+  EXPECT_TRUE(test::ThrowsErrc([&] { (void)s.read_line(); }, std::errc::operation_canceled));
+}
+
+TEST_P(BlockingStreamTest, CancelledWriteFailsAtTheEndOfTheDrain) {
+  FdLeakCheck leak;
+  test::Fd cancel = make_cancel_fd();
+  StreamPair p = make_pair();
+  shrink_buffers(p);
+  BlockingStream s(std::move(p.ours), cancel.get());
+  s.set_timeout(kSafety);
+  s.set_drain(300ms);
+  signal_cancel(cancel.get());
+  std::error_code ec;
+  const auto t0 = Clock::now();
+  s.write(big_pattern(), ec);  // to a peer that reads nothing
+  if (!ec) s.flush(ec);
+  const double took = ms_since(t0);
+  EXPECT_TRUE(IsErrc(ec, std::errc::operation_canceled));
+  EXPECT_GE(took, 250.0) << "cut before the drain time";
+  EXPECT_LT(took, 2000.0);
+  EXPECT_TRUE(s.output_lost());
+}
+
+TEST_P(BlockingStreamTest, DeadlineBoundsEveryWaitAfterIt) {
+  FdLeakCheck leak;
+  StreamPair p = make_pair();
+  BlockingStream s(std::move(p.ours));
+  s.set_timeout(kSafety);
+  s.set_deadline(Clock::now() + 400ms);
+  // A byte every 100 ms never completes a line; each wait alone is short, the deadline ends
+  // them all.
+  std::atomic<bool> stop{false};
+  std::thread dripper([&] {
+    while (!stop) {
+      send_all(p.peer.get(), "x");
+      std::this_thread::sleep_for(100ms);
+    }
+  });
+  std::error_code ec;
+  const auto t0 = Clock::now();
+  EXPECT_EQ(s.read_line(ec), std::nullopt);
+  const double took = ms_since(t0);
+  stop = true;
+  dripper.join();
+  EXPECT_TRUE(IsErrc(ec, std::errc::timed_out));
+  EXPECT_GE(took, 350.0);
+  EXPECT_LT(took, 1500.0);
+  // Past the deadline, a wait fails at once; what is buffered is still there.
+  EXPECT_TRUE(test::ThrowsErrc([&] { (void)s.read(1 << 20); }, std::errc::timed_out));
+  EXPECT_GT(s.buffered_input(), 0u);
+}
+
 TEST_P(BlockingStreamTest, CancelFdIsNotOwned) {
   FdLeakCheck leak;
   test::Fd cancel = make_cancel_fd();

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -34,6 +35,7 @@ struct Flags {
   std::size_t max_children = 40;
   std::size_t max_connections = 0;
   double idle_timeout = 0;
+  double shutdown_drain = 3;
 };
 
 // The bounds of the options, said in --help: enough for any real use, and small enough that
@@ -41,7 +43,7 @@ struct Flags {
 constexpr unsigned kMaxThreads = 256;
 constexpr std::size_t kMaxChildren = 4096;
 constexpr std::size_t kMaxConnections = 1'000'000;
-constexpr double kMaxIdleSeconds = 86'400;
+constexpr double kMaxSeconds = 86'400;
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -86,6 +88,7 @@ ServerOptions server_options(const Flags& flags) {
   // Not loop().on_signal(): these reach the server even while a sync handler holds its
   // loop, and cancel the handlers' waits at once.
   o.shutdown_signals = {SIGINT, SIGTERM};
+  o.shutdown_drain = std::chrono::milliseconds(std::llround(flags.shutdown_drain * 1000));
   // As Python's UDPServer: on UDP, SO_REUSEADDR would let a second server share the port.
   o.allow_reuse_address = flags.transport != "udp";
   return o;
@@ -112,10 +115,13 @@ void run(Server& server) {
 
   const ServerStats stats = server.stats();
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
-  std::fprintf(stderr, "served %llu requests (%llu errors, %llu rejected) in %.1f s\n",
-               static_cast<unsigned long long>(stats.handled),
-               static_cast<unsigned long long>(stats.errors),
-               static_cast<unsigned long long>(stats.rejected), took.count());
+  // A client served to its last answer counts as served even if shutdown closed it.
+  auto n = [](std::uint64_t v) { return static_cast<unsigned long long>(v); };
+  std::fprintf(stderr,
+               "served %llu of %llu accepted (%llu cut at shutdown, %llu timed out, %llu errors, "
+               "%llu rejected) in %.1f s\n",
+               n(stats.handled), n(stats.accepted), n(stats.cut), n(stats.timeouts),
+               n(stats.errors), n(stats.rejected), took.count());
 }
 
 }  // namespace
@@ -152,7 +158,12 @@ int main(int argc, char** argv) {
       ->transform(tools::count_in(0, kMaxConnections));
   app.add_option("--idle-timeout", flags.idle_timeout,
                  "close a client silent this long, at most 86400 s (0: never)")
-      ->check(tools::seconds_in(0, kMaxIdleSeconds));
+      ->check(tools::seconds_in(0, kMaxSeconds));
+  app.add_option("--shutdown-drain", flags.shutdown_drain,
+                 "on SIGINT/SIGTERM, let clients finish this long before cutting them, at most "
+                 "86400 s")
+      ->check(tools::seconds_in(0, kMaxSeconds))
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);

@@ -57,6 +57,9 @@ class Admission {
     hooks_.switch_source(on);
   }
 
+  /// Clients waiting for a slot.
+  std::size_t waiting() const noexcept { return waiting_.size(); }
+
   void clear() noexcept {
     retry_.reset();
     waiting_.clear();

@@ -40,7 +40,10 @@ Outcome classify_failure(const ServerOptions& options, const Address& client,
 }
 
 Outcome outcome_of_exit(int status) noexcept {
-  return WIFEXITED(status) ? static_cast<Outcome>(WEXITSTATUS(status) & 3) : Outcome::error;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) > static_cast<int>(Outcome::cut)) {
+    return Outcome::error;
+  }
+  return static_cast<Outcome>(WEXITSTATUS(status));
 }
 
 void Counters::count(Outcome outcome) noexcept {
@@ -53,6 +56,9 @@ void Counters::count(Outcome outcome) noexcept {
       break;
     case Outcome::timeout:
       ++timeouts;
+      break;
+    case Outcome::cut:
+      ++cut;
       break;
     case Outcome::canceled:
       break;

@@ -7,7 +7,8 @@
 /// `Impl` derives from ServerBase<Impl, Item, Source> and provides:
 ///   bool start(std::size_t loop, Item&);       with a slot held; false: retry later
 ///   static void switch_source(Source&, bool);  source on or off
-///   void close_loop(std::size_t loop);         close(): before the loop's source goes
+///   void close_loop(std::size_t loop);         close(): before the loop's admission is
+///                                              cleared and its source goes
 ///   bool request_finished();                   handle_request(): the started one has ended
 ///   void request_ended();                      handle_request(): after, even on an exception
 /// Source has fd().
@@ -56,8 +57,8 @@ class ServerBase {
     if (core_.closed()) return;
     core_.join_all();
     for (std::size_t w = 0; w < loops_.size(); ++w) {
-      loops_[w]->admission.clear();
       impl().close_loop(w);
+      loops_[w]->admission.clear();
       loops_[w]->source.reset();
     }
     if (!unix_path_.empty()) ::unlink(unix_path_.c_str());

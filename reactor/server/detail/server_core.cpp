@@ -105,6 +105,7 @@ void ServerCore::serve() {
         // Handlers are guarded; what reaches here is the loop failing: stop everything.
         if (record) failure = std::current_exception();
         shutdown();
+        stop_loops();  // a failed loop cannot drain
       }
     };
     try {
@@ -185,11 +186,30 @@ void ServerCore::shutdown() noexcept {
     const std::uint64_t one = 1;
     while (::write(cancel_fd_, &one, sizeof one) < 0 && errno == EINTR) {
     }
-    for (auto& loop : loops_) loop->stop();
+    if (begin_drain_ && options_.shutdown_drain.count() > 0) {
+      undrained_ = loops_.size();
+      try {
+        for (std::size_t i = 0; i < loops_.size(); ++i) {
+          loops_[i]->post([this, i] { begin_drain_(i); });
+        }
+      } catch (...) {
+        stop_loops();  // out of memory: no drain, cut at close
+      }
+    } else {
+      stop_loops();
+    }
   }
   if (t_running == this) return;  // inside a handler: serve() returns when it does
   std::unique_lock lock(serve_mutex_);
   served_.wait(lock, [this] { return !serving_; });
+}
+
+void ServerCore::stop_loops() noexcept {
+  for (auto& loop : loops_) loop->stop();
+}
+
+void ServerCore::loop_drained() noexcept {
+  if (undrained_.fetch_sub(1) == 1) stop_loops();
 }
 
 void ServerCore::join_all() noexcept {
@@ -225,6 +245,7 @@ ServerStats ServerCore::stats() const noexcept {
   s.handled = counters_.handled.load();
   s.errors = counters_.errors.load();
   s.timeouts = counters_.timeouts.load();
+  s.cut = counters_.cut.load();
   s.active = budget_.active();
   s.peak_active = budget_.peak();
   return s;

@@ -75,7 +75,14 @@ class ServerCore {
   bool handle_request(const std::function<bool()>& started, const std::function<bool()>& finished,
                       const std::function<void()>& end);
   bool stopping() const noexcept { return stopping_.load(); }
+  /// Stops accepting and cancels blocking handlers' reads. With a drain hook (set_drain)
+  /// and a nonzero options().shutdown_drain, posts `begin(i)` to every loop i and stops the
+  /// loops once each has called loop_drained(); otherwise stops the loops at once.
   void shutdown() noexcept;
+  /// Before serving: what each loop runs when shutdown() starts the drain.
+  void set_drain(std::function<void(std::size_t loop)> begin) { begin_drain_ = std::move(begin); }
+  /// Any thread: loop `i` has no connection left (or cut them); the last one stops the loops.
+  void loop_drained() noexcept;
   /// Shuts down, joins every thread, waits for every child. Then close the rest.
   void join_all() noexcept;
   bool closed() const noexcept { return closed_; }
@@ -110,7 +117,11 @@ class ServerCore {
   SlotBudget budget_;
   Counters counters_;
 
+  void stop_loops() noexcept;
+
   std::atomic<bool> stopping_{false};
+  std::function<void(std::size_t)> begin_drain_;
+  std::atomic<std::size_t> undrained_{0};
   std::mutex serve_mutex_;
   std::condition_variable served_;
   bool serving_ = false;
