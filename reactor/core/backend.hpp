@@ -49,6 +49,8 @@
 #include <system_error>
 #include <vector>
 
+#include "reactor/export.hpp"
+
 namespace reactor {
 
 /// What an fd is watched for.
@@ -64,7 +66,7 @@ constexpr Interest operator&(Interest a, Interest b) noexcept {
 constexpr bool has(Interest set, Interest bit) noexcept { return (set & bit) == bit; }
 
 /// What was found ready for one fd. A plain bit set; cheap to copy.
-struct IoEvents {
+struct REACTOR_API IoEvents {
   static constexpr std::uint8_t kReadable = 1;
   static constexpr std::uint8_t kWritable = 2;
   static constexpr std::uint8_t kHangupOrError = 4;  ///< a hint; read/write tell the truth
@@ -80,13 +82,13 @@ struct IoEvents {
 };
 
 /// One entry of a poll() batch.
-struct Readiness {
+struct REACTOR_API Readiness {
   std::uint64_t token;  ///< as given to add()/modify()
   IoEvents events;
 };
 
 /// A readiness mechanism. See the file comment for the contract every backend keeps.
-class Backend {
+class REACTOR_API Backend {
  public:
   virtual ~Backend() = default;
 
@@ -125,12 +127,12 @@ class Backend {
 /// Builds a backend by name: "select", "poll", "epoll", "uv" or "auto" (epoll).
 /// Throws std::invalid_argument for a name that is unknown or not compiled in, and
 /// std::system_error when the kernel refuses to build it (for example no fds left).
-std::unique_ptr<Backend> make_backend(std::string_view name = "auto");
+REACTOR_API std::unique_ptr<Backend> make_backend(std::string_view name = "auto");
 
 /// Names of the backends compiled into this library, fastest first.
-std::vector<std::string> available_backends();
+REACTOR_API std::vector<std::string> available_backends();
 
 /// The name "auto" resolves to: $REACTOR_BACKEND when set and not empty, else "epoll".
-std::string default_backend_name();
+REACTOR_API std::string default_backend_name();
 
 }  // namespace reactor

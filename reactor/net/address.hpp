@@ -18,9 +18,11 @@
 #include <string_view>
 #include <system_error>
 
+#include "reactor/export.hpp"
+
 namespace reactor {
 
-class Address {
+class REACTOR_API Address {
  public:
   enum class Family : std::uint8_t { none, ipv4, ipv6, unix_path, unix_abstract };
 

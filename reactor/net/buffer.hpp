@@ -25,19 +25,21 @@
 #include <string_view>
 #include <system_error>
 
+#include "reactor/export.hpp"
+
 namespace reactor {
 
 /// How buffers get memory. Replaceable (as libuv's uv_replace_allocator) so that tests can
 /// inject failures and programs can count; both functions must be thread-safe.
-struct BufferAllocator {
+struct REACTOR_API BufferAllocator {
   void* (*allocate)(std::size_t size) noexcept;  ///< nullptr on failure
   void (*release)(void* p) noexcept;
 };
 /// Installs `a` for every buffer allocation from now on; returns the previous one.
 /// Call it before buffers exist or with an allocator compatible with the current one.
-BufferAllocator set_buffer_allocator(BufferAllocator a) noexcept;
+REACTOR_API BufferAllocator set_buffer_allocator(BufferAllocator a) noexcept;
 
-class Buffer {
+class REACTOR_API Buffer {
  public:
   /// Default hard cap on readable bytes: 64 MiB.
   static constexpr std::size_t kDefaultMaxSize = std::size_t{64} << 20;
@@ -128,7 +130,7 @@ class Buffer {
 ///
 /// At end of stream, the *_at_eof calls also return a last line that lacks its '\n'.
 /// Thread rule: none; a LineReader is a value.
-class LineReader {
+class REACTOR_API LineReader {
  public:
   static constexpr std::size_t kDefaultMaxLine = 64 * 1024;
 

@@ -42,6 +42,7 @@
 #include <system_error>
 
 #include "reactor/core/reactor.hpp"
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/net/buffer.hpp"
 #include "reactor/net/socket.hpp"
@@ -58,9 +59,9 @@ enum class CloseReason : std::uint8_t {
   error,    ///< any other socket error (given as the error_code)
 };
 /// "eof", "reset", ...
-std::string_view to_string(CloseReason reason) noexcept;
+REACTOR_API std::string_view to_string(CloseReason reason) noexcept;
 
-class Connection : public std::enable_shared_from_this<Connection> {
+class REACTOR_API Connection : public std::enable_shared_from_this<Connection> {
  public:
   struct Options {
     std::size_t max_input = std::size_t{4} << 20;        ///< input cap, bytes

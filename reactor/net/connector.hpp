@@ -17,12 +17,13 @@
 #include <system_error>
 
 #include "reactor/core/reactor.hpp"
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/net/socket.hpp"
 
 namespace reactor {
 
-class Connector : public std::enable_shared_from_this<Connector> {
+class REACTOR_API Connector : public std::enable_shared_from_this<Connector> {
  public:
   using Handler = std::function<void(std::error_code, Socket)>;
 

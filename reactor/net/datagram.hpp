@@ -24,12 +24,13 @@
 #include <system_error>
 
 #include "reactor/core/reactor.hpp"
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/net/socket.hpp"
 
 namespace reactor {
 
-class DatagramSocket {
+class REACTOR_API DatagramSocket {
  public:
   struct Options {
     std::size_t max_datagram = 65536;  ///< receive size; larger datagrams are truncated

@@ -28,6 +28,7 @@
 #include <system_error>
 
 #include "reactor/core/reactor.hpp"
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/net/socket.hpp"
 
@@ -37,7 +38,7 @@ namespace detail {
 struct ListenerState;
 }
 
-class Listener {
+class REACTOR_API Listener {
  public:
   struct Options {
     int backlog = SOMAXCONN;  ///< the kernel caps it at net.core.somaxconn

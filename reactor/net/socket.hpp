@@ -7,11 +7,12 @@
 #include <system_error>
 #include <utility>
 
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 
 namespace reactor {
 
-class Socket {
+class REACTOR_API Socket {
  public:
   Socket() noexcept = default;
   /// Takes ownership of an open fd (made non-blocking and close-on-exec by the caller).

@@ -19,11 +19,12 @@
 #include <system_error>
 #include <vector>
 
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 
 namespace reactor {
 
-class AccessList {
+class REACTOR_API AccessList {
  public:
   /// Adds "a.b.c.d/len", "a.b.c.d", "x:y::z/len" or "x:y::z". EINVAL for anything else
   /// (a bad address, a prefix length out of range, trailing text); the list is unchanged.

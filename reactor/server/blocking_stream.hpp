@@ -25,6 +25,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/net/buffer.hpp"
 #include "reactor/net/socket.hpp"
@@ -33,7 +34,7 @@ namespace reactor {
 
 class Backend;
 
-class BlockingStream {
+class REACTOR_API BlockingStream {
  public:
   static constexpr std::size_t kDefaultMaxLine = LineReader::kDefaultMaxLine;
 

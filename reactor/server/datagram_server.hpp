@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "reactor/core/reactor.hpp"
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/server/handlers.hpp"
 #include "reactor/server/options.hpp"
@@ -28,7 +29,7 @@ namespace detail {
 class DatagramServerImpl;
 }
 
-class DatagramServer {
+class REACTOR_API DatagramServer {
  public:
   /// Binds now. Throws std::system_error (EADDRINUSE, EINVAL, ...) holding no fd after,
   /// or std::invalid_argument for an empty handler or an unknown backend.

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/net/connection.hpp"
 #include "reactor/server/model.hpp"
@@ -22,7 +23,7 @@ namespace reactor {
 /// Reactor and pool models: what each connection's Connection::Options holds, but for the
 /// idle timeout, which is ServerOptions::idle_timeout (one knob for every model). The
 /// defaults are Connection::Options's.
-struct ServerConnectionOptions {
+struct REACTOR_API ServerConnectionOptions {
   std::size_t max_input = Connection::Options{}.max_input;
   std::size_t max_output = Connection::Options{}.max_output;
   std::size_t high_watermark = Connection::Options{}.high_watermark;
@@ -48,7 +49,7 @@ struct ServerConnectionOptions {
   }
 };
 
-struct ServerOptions {
+struct REACTOR_API ServerOptions {
   Model model = Model::reactor;
   /// Backend of the server's loop(s): "auto", "epoll", "poll", "select", "uv".
   std::string backend = "auto";
@@ -101,7 +102,7 @@ struct ServerOptions {
 };
 
 /// Counters, read at any time from any thread.
-struct ServerStats {
+struct REACTOR_API ServerStats {
   std::uint64_t accepted = 0;  ///< connections accepted / datagrams received
   std::uint64_t rejected = 0;  ///< refused by verify_request
   std::uint64_t handled = 0;   ///< requests finished without a handler error

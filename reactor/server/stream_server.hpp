@@ -45,6 +45,7 @@
 #include <memory>
 
 #include "reactor/core/reactor.hpp"
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/server/handlers.hpp"
 #include "reactor/server/options.hpp"
@@ -55,7 +56,7 @@ namespace detail {
 class StreamServerImpl;
 }
 
-class StreamServer {
+class REACTOR_API StreamServer {
  public:
   StreamServer(const Address& address, StreamService service, ServerOptions options = {});
   ~StreamServer();
