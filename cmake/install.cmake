@@ -28,6 +28,7 @@ foreach(header IN LISTS reactor_public_headers)
 endforeach()
 
 install(FILES ${PROJECT_BINARY_DIR}/include/reactor/version.hpp
+              ${PROJECT_BINARY_DIR}/include/reactor/export.hpp
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/reactor COMPONENT reactor_development)
 
 install(TARGETS reactor EXPORT reactorTargets

@@ -49,6 +49,8 @@
 #include <system_error>
 #include <vector>
 
+#include "reactor/export.hpp"
+
 namespace reactor {
 
 /// What an fd is watched for.
@@ -66,7 +68,7 @@ constexpr Interest operator&(Interest a, Interest b) noexcept {
 constexpr bool has(Interest set, Interest bit) noexcept { return (set & bit) == bit; }
 
 /// What was found ready for one fd. A plain bit set; cheap to copy.
-struct IoEvents {
+struct REACTOR_API IoEvents {
   /// Bit of `bits`: the fd was readable (data, end of file, or an error to read).
   static constexpr std::uint8_t kReadable = 1;
   /// Bit of `bits`: the fd was writable (room to send, or an error to find).
@@ -89,14 +91,14 @@ struct IoEvents {
 };
 
 /// One entry of a poll() batch.
-struct Readiness {
+struct REACTOR_API Readiness {
   std::uint64_t token;  ///< as given to add()/modify()
   /// What was found ready on the fd registered under `token`.
   IoEvents events;
 };
 
 /// A readiness mechanism. See the file comment for the contract every backend keeps.
-class Backend {
+class REACTOR_API Backend {
  public:
   virtual ~Backend() = default;
 
@@ -135,12 +137,12 @@ class Backend {
 /// Builds a backend by name: "select", "poll", "epoll", "uv" or "auto" (epoll).
 /// Throws std::invalid_argument for a name that is unknown or not compiled in, and
 /// std::system_error when the kernel refuses to build it (for example no fds left).
-std::unique_ptr<Backend> make_backend(std::string_view name = "auto");
+REACTOR_API std::unique_ptr<Backend> make_backend(std::string_view name = "auto");
 
 /// Names of the backends compiled into this library, fastest first.
-std::vector<std::string> available_backends();
+REACTOR_API std::vector<std::string> available_backends();
 
 /// The name "auto" resolves to: $REACTOR_BACKEND when set and not empty, else "epoll".
-std::string default_backend_name();
+REACTOR_API std::string default_backend_name();
 
 }  // namespace reactor

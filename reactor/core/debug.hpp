@@ -28,6 +28,8 @@
 /// library built with them off and the other way round; only the side that was built with
 /// them checks anything.
 
+#include "reactor/export.hpp"
+
 #ifndef REACTOR_DEBUG_CHECKS
 /// 1 when the debug checks are compiled in, else 0 (the default). The build sets it for
 /// the library and everything that links it; do not define it differently per file.
@@ -41,8 +43,8 @@ inline constexpr bool kDebugChecks = REACTOR_DEBUG_CHECKS != 0;
 
 namespace detail {
 /// Writes "reactor: debug check failed at FILE:LINE: API: WHAT" to stderr and aborts.
-[[noreturn]] void check_failed(const char* file, int line, const char* api,
-                               const char* what) noexcept;
+[[noreturn]] REACTOR_DEBUG_API void check_failed(const char* file, int line, const char* api,
+                                                 const char* what) noexcept;
 }  // namespace detail
 
 }  // namespace reactor

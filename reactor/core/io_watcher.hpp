@@ -4,6 +4,7 @@
 
 #include "reactor/core/backend.hpp"
 #include "reactor/core/detail/loop_ref.hpp"
+#include "reactor/export.hpp"
 
 namespace reactor {
 
@@ -17,7 +18,7 @@ namespace reactor {
 /// Thread rule: the loop's (reactor/core/reactor.hpp). Once stopped (or empty) a watcher
 /// touches no loop state, so destroying, moving and stop()ping it again is safe on any
 /// thread; fd() reads only the handle. Everything else is checked by the debug checks.
-class IoWatcher {
+class REACTOR_API IoWatcher {
  public:
   IoWatcher() noexcept = default;
   /// Takes over `other`'s registration (same fd, handler and interest); `other` is left empty.

@@ -17,6 +17,8 @@
 #include <functional>
 #include <string_view>
 
+#include "reactor/export.hpp"
+
 namespace reactor {
 
 /// How much a report matters.
@@ -28,7 +30,7 @@ enum class LogLevel {
 };
 
 /// "debug", "info", "warning" or "error".
-const char* to_string(LogLevel level) noexcept;
+REACTOR_API const char* to_string(LogLevel level) noexcept;
 
 /// Receives one report: its level and its text (one line, no newline, valid for the call).
 using LogHandler = std::function<void(LogLevel level, std::string_view message)>;
@@ -36,14 +38,14 @@ using LogHandler = std::function<void(LogLevel level, std::string_view message)>
 /// Installs `handler` for the whole process and returns the previous one (empty if it was
 /// the default). An empty handler restores the default, which writes to stderr. Any thread;
 /// a report already being delivered may still reach the previous handler.
-LogHandler set_log_handler(LogHandler handler);
+REACTOR_API LogHandler set_log_handler(LogHandler handler);
 
 /// Reports below `level` are dropped before their text is formatted. Default: warning.
 /// Any thread.
-void set_log_level(LogLevel level) noexcept;
+REACTOR_API void set_log_level(LogLevel level) noexcept;
 
 /// The current threshold.
-LogLevel log_level() noexcept;
+REACTOR_API LogLevel log_level() noexcept;
 
 namespace detail {
 

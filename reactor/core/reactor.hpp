@@ -55,6 +55,7 @@
 #include "reactor/core/io_watcher.hpp"
 #include "reactor/core/signal_watcher.hpp"
 #include "reactor/core/timer.hpp"
+#include "reactor/export.hpp"
 
 namespace reactor {
 
@@ -75,7 +76,7 @@ using Task = std::function<void()>;
 
 /// The loop. Members not marked "any thread" follow the thread rule above, and each checks
 /// it when the debug checks are on (constructors excepted: nothing runs a loop yet).
-class Reactor {
+class REACTOR_API Reactor {
  public:
   /// The clock of timers and now(): monotonic, unaffected by changes to the wall clock.
   using Clock = std::chrono::steady_clock;
@@ -227,7 +228,7 @@ class Reactor {
 
 namespace detail {
 /// The debug checks' view of a loop's owner (see reactor/core/debug.hpp). Internal.
-struct LoopCheck {
+struct REACTOR_DEBUG_API LoopCheck {
   /// True when the calling thread runs `loop`, or no thread does.
   static bool caller_may_use(const Reactor& loop) noexcept {
     const std::thread::id owner = loop.owner_.load(std::memory_order_relaxed);

@@ -2,6 +2,7 @@
 #include <cstdint>
 
 #include "reactor/core/detail/loop_ref.hpp"
+#include "reactor/export.hpp"
 
 namespace reactor {
 
@@ -15,7 +16,7 @@ namespace reactor {
 /// Thread rule: the loop's (reactor/core/reactor.hpp), checked by the debug checks. Once
 /// stopped (or empty) a watcher touches no loop state, so destroying, moving and stopping it
 /// again is safe on any thread; signal() reads only the handle.
-class SignalWatcher {
+class REACTOR_API SignalWatcher {
  public:
   SignalWatcher() noexcept = default;
   /// Takes over `other`'s watch (same signal and handler); `other` is left empty.

@@ -2,6 +2,7 @@
 #include <cstdint>
 
 #include "reactor/core/detail/loop_ref.hpp"
+#include "reactor/export.hpp"
 
 namespace reactor {
 
@@ -15,7 +16,7 @@ namespace reactor {
 /// it again is safe on any thread. A one-shot timer that fired still refers to its loop:
 /// cancel or destroy it on the loop's thread. Nothing on a Timer is a closed-handle misuse:
 /// every call is defined after cancel() and after a move.
-class Timer {
+class REACTOR_API Timer {
  public:
   Timer() noexcept = default;
   /// Takes over `other`'s timer (same deadline and handler); `other` is left empty.

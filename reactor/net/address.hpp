@@ -18,12 +18,14 @@
 #include <string_view>
 #include <system_error>
 
+#include "reactor/export.hpp"
+
 namespace reactor {
 
 /// A socket address as a value: an IPv4 or IPv6 address with a port, a Unix path, a Linux
 /// abstract name, or empty. Copyable, comparable with ==; the file comment gives its text
 /// forms.
-class Address {
+class REACTOR_API Address {
  public:
   /// What kind of address it is; none for an empty one.
   enum class Family : std::uint8_t { none, ipv4, ipv6, unix_path, unix_abstract };

@@ -25,22 +25,24 @@
 #include <string_view>
 #include <system_error>
 
+#include "reactor/export.hpp"
+
 namespace reactor {
 
 /// How buffers get memory. Replaceable (as libuv's uv_replace_allocator) so that tests can
 /// inject failures and programs can count; both functions must be thread-safe.
-struct BufferAllocator {
+struct REACTOR_API BufferAllocator {
   void* (*allocate)(std::size_t size) noexcept;  ///< nullptr on failure
   /// Frees a block allocate() returned; never called with nullptr.
   void (*release)(void* p) noexcept;
 };
 /// Installs `a` for every buffer allocation from now on; returns the previous one.
 /// Call it before buffers exist or with an allocator compatible with the current one.
-BufferAllocator set_buffer_allocator(BufferAllocator a) noexcept;
+REACTOR_API BufferAllocator set_buffer_allocator(BufferAllocator a) noexcept;
 
 /// A growable byte buffer with a hard cap on its readable bytes; the file comment draws its
 /// layout. Movable, not copyable.
-class Buffer {
+class REACTOR_API Buffer {
  public:
   /// Default hard cap on readable bytes: 64 MiB.
   static constexpr std::size_t kDefaultMaxSize = std::size_t{64} << 20;
@@ -138,7 +140,7 @@ class Buffer {
 ///
 /// At end of stream, the *_at_eof calls also return a last line that lacks its LF.
 /// Thread rule: none; a LineReader is a value.
-class LineReader {
+class REACTOR_API LineReader {
  public:
   /// Default cap on a line's length, terminator excluded: 64 KiB.
   static constexpr std::size_t kDefaultMaxLine = 64 * 1024;

@@ -42,6 +42,7 @@
 #include <system_error>
 
 #include "reactor/core/reactor.hpp"
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/net/buffer.hpp"
 #include "reactor/net/socket.hpp"
@@ -58,11 +59,11 @@ enum class CloseReason : std::uint8_t {
   error,    ///< any other socket error (given as the error_code)
 };
 /// "eof", "reset", ...
-std::string_view to_string(CloseReason reason) noexcept;
+REACTOR_API std::string_view to_string(CloseReason reason) noexcept;
 
 /// One stream connection: a socket, its input and output buffers and its callbacks. Made by
 /// make() and held by std::shared_ptr; the file comment is its contract.
-class Connection : public std::enable_shared_from_this<Connection> {
+class REACTOR_API Connection : public std::enable_shared_from_this<Connection> {
  public:
   /// Caps, watermarks, fairness and timeouts, fixed at make() (set_idle_timeout() and
   /// set_deadline() change the two timeouts later).

@@ -17,6 +17,7 @@
 #include <system_error>
 
 #include "reactor/core/reactor.hpp"
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/net/socket.hpp"
 
@@ -24,7 +25,7 @@ namespace reactor {
 
 /// One outgoing connect on a loop, settled exactly once through its Handler. Made by
 /// connect() and held by std::shared_ptr; the file comment is its contract.
-class Connector : public std::enable_shared_from_this<Connector> {
+class REACTOR_API Connector : public std::enable_shared_from_this<Connector> {
  public:
   /// Called once with the outcome: no error and the connected socket, or an error and an
   /// empty socket.

@@ -24,6 +24,7 @@
 #include <system_error>
 
 #include "reactor/core/reactor.hpp"
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/net/socket.hpp"
 
@@ -32,7 +33,7 @@ namespace reactor {
 /// A bound datagram socket on a loop: datagrams in through on_datagram(), out through
 /// send() and send_to(). Owns its fd; not copyable or movable. The file comment is its
 /// contract.
-class DatagramSocket {
+class REACTOR_API DatagramSocket {
  public:
   /// Receive size, fairness and socket options, fixed at construction.
   struct Options {

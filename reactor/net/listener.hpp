@@ -28,6 +28,7 @@
 #include <system_error>
 
 #include "reactor/core/reactor.hpp"
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/net/socket.hpp"
 
@@ -39,7 +40,7 @@ struct ListenerState;
 
 /// A listening socket on a loop that hands each accepted client to an AcceptHandler. Owns
 /// its fd; not copyable or movable. The file comment is its contract.
-class Listener {
+class REACTOR_API Listener {
  public:
   /// Socket options and accept pacing, fixed at construction.
   struct Options {

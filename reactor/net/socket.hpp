@@ -7,13 +7,14 @@
 #include <system_error>
 #include <utility>
 
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 
 namespace reactor {
 
 /// Owns one socket fd and closes it on destruction. Movable, not copyable; an empty Socket
 /// holds -1. Thread rule: none; a Socket is a value, used by one owner at a time.
-class Socket {
+class REACTOR_API Socket {
  public:
   Socket() noexcept = default;
   /// Takes ownership of an open fd (made non-blocking and close-on-exec by the caller).

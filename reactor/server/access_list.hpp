@@ -19,13 +19,14 @@
 #include <system_error>
 #include <vector>
 
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 
 namespace reactor {
 
 /// A list of allowed CIDR ranges, callable as a ServerOptions::verify_request. A value:
 /// copyable; the file comment is its contract.
-class AccessList {
+class REACTOR_API AccessList {
  public:
   /// Adds "a.b.c.d/len", "a.b.c.d", "x:y::z/len" or "x:y::z". EINVAL for anything else
   /// (a bad address, a prefix length out of range, trailing text); the list is unchanged.

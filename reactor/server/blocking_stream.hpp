@@ -28,6 +28,7 @@
 #include <string_view>
 #include <system_error>
 
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/net/buffer.hpp"
 #include "reactor/net/socket.hpp"
@@ -39,7 +40,7 @@ class Backend;
 /// One client's connection as the blocking models see it: buffered reads and writes that
 /// wait, with a timeout, for the socket. Owns the socket; not copyable or movable. The file
 /// comment is its contract.
-class BlockingStream {
+class REACTOR_API BlockingStream {
  public:
   /// Default cap on read_line()'s line length, terminator excluded: LineReader's, 64 KiB.
   static constexpr std::size_t kDefaultMaxLine = LineReader::kDefaultMaxLine;

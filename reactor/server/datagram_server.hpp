@@ -18,6 +18,7 @@
 #include <memory>
 
 #include "reactor/core/reactor.hpp"
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/server/handlers.hpp"
 #include "reactor/server/options.hpp"
@@ -30,7 +31,7 @@ class DatagramServerImpl;
 
 /// A bound datagram server that runs a DatagramHandler under one concurrency Model. Not
 /// copyable or movable; the file comment is its contract.
-class DatagramServer {
+class REACTOR_API DatagramServer {
  public:
   /// Binds now. Throws std::system_error (EADDRINUSE, EINVAL, ...) holding no fd after,
   /// or std::invalid_argument for an empty handler or an unknown backend.

@@ -22,6 +22,7 @@
 #include <system_error>
 #include <type_traits>
 
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/net/buffer.hpp"
 #include "reactor/net/connection.hpp"
@@ -32,7 +33,7 @@ namespace reactor {
 /// A blocking handler for one connection, Python's BaseRequestHandler: derive, override
 /// handle() (and setup() or finish() if needed), and read and write through stream(). A new
 /// one per connection, run on the thread (or in the child) that serves it.
-class StreamRequestHandler {
+class REACTOR_API StreamRequestHandler {
  public:
   virtual ~StreamRequestHandler() = default;
   /// Runs first; if it throws, neither handle() nor finish() runs. Default: nothing.
@@ -56,7 +57,7 @@ class StreamRequestHandler {
 
 /// Runs one handler over one connection: setup, handle, finish (even if handle threw).
 /// Used by the servers; public so that a handler can be tested without a server.
-struct StreamRequest {
+struct REACTOR_API StreamRequest {
   /// Gives `handler` the stream and the client, then runs setup(), handle() and finish();
   /// an exception from any of them propagates, after finish() when handle() threw.
   static void run(StreamRequestHandler& handler, BlockingStream& stream, const Address& client);
@@ -68,7 +69,8 @@ using StreamHandlerFactory = std::function<std::unique_ptr<StreamRequestHandler>
 
 /// A StreamHandlerFactory from a function, for handlers that need no setup or finish:
 ///   stream_handler([](BlockingStream& s, const Address& client) { ... })
-StreamHandlerFactory stream_handler(std::function<void(BlockingStream&, const Address&)> fn);
+REACTOR_API StreamHandlerFactory
+stream_handler(std::function<void(BlockingStream&, const Address&)> fn);
 
 /// Callbacks on one loop for one connection (the reactor and pool models): the only API a
 /// handler needs, so that it never sets the Connection's own callbacks (the server owns them).
@@ -82,7 +84,7 @@ StreamHandlerFactory stream_handler(std::function<void(BlockingStream&, const Ad
 /// the output cap (which would close it with CloseReason::limit). A handler that produces on
 /// its own (not in answer to input) overrides both to pause and resume itself; override both
 /// or neither (or call the base class from yours).
-class EventHandler {
+class REACTOR_API EventHandler {
  public:
   virtual ~EventHandler() = default;
   /// The connection is open and reading; send a greeting here, or close.
@@ -120,7 +122,7 @@ using EventHandlerFactory = std::function<std::unique_ptr<EventHandler>()>;
 /// Both kinds of stream handler; either may be empty. Converts from either factory, or from
 /// any callable returning a unique_ptr to one kind of handler:
 ///   StreamServer server(address, [] { return std::make_unique<MyEventHandler>(); });
-struct StreamService {
+struct REACTOR_API StreamService {
   StreamService() = default;
   /// A service for the blocking models only, or for the event models only.
   ///@{
@@ -149,7 +151,7 @@ struct StreamService {
 };
 
 /// One datagram and its reply.
-class DatagramRequest {
+class REACTOR_API DatagramRequest {
  public:
   /// One received datagram; `data` and `client` must outlive the request (the servers make
   /// it on the stack around the handler call).

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string_view>
 
+#include "reactor/export.hpp"
+
 namespace reactor {
 
 /// How a server serves each connection (each datagram): on the serving thread, on threads,
@@ -20,9 +22,9 @@ enum class Model : std::uint8_t {
 };
 
 /// "sync", "threading", "forking", "reactor", "pool".
-std::string_view to_string(Model model) noexcept;
+REACTOR_API std::string_view to_string(Model model) noexcept;
 /// The inverse of to_string; nullopt for anything else.
-std::optional<Model> parse_model(std::string_view name) noexcept;
+REACTOR_API std::optional<Model> parse_model(std::string_view name) noexcept;
 /// True for the models that run blocking StreamRequestHandlers (sync, threading, forking).
 constexpr bool is_blocking(Model model) noexcept {
   return model == Model::sync || model == Model::threading || model == Model::forking;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/net/connection.hpp"
 #include "reactor/server/model.hpp"
@@ -24,7 +25,7 @@ namespace reactor {
 /// defaults are Connection::Options's. The deadline applies to every model: the blocking
 /// models' handler stream fails its next wait past it with errc::timed_out (a timeout in
 /// ServerStats, not an error).
-struct ServerConnectionOptions {
+struct REACTOR_API ServerConnectionOptions {
   /// Input cap, bytes (Connection::Options::max_input).
   std::size_t max_input = Connection::Options{}.max_input;
   /// Output cap, bytes (Connection::Options::max_output).
@@ -60,7 +61,7 @@ struct ServerConnectionOptions {
 
 /// Everything a server is configured with, as one aggregate for designated initializers:
 /// `{.model = Model::pool, .threads = 4}`. Copied by the server's constructor.
-struct ServerOptions {
+struct REACTOR_API ServerOptions {
   /// How connections (datagrams) are served: see Model.
   Model model = Model::reactor;
   /// Backend of the server's loop(s): "auto", "epoll", "poll", "select", "uv".
@@ -128,7 +129,7 @@ struct ServerOptions {
 };
 
 /// Counters, read at any time from any thread.
-struct ServerStats {
+struct REACTOR_API ServerStats {
   std::uint64_t accepted = 0;  ///< connections accepted / datagrams received
   std::uint64_t rejected = 0;  ///< refused by verify_request
   /// connections (datagrams) served to their end without a handler error, including those

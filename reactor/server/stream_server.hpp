@@ -52,6 +52,7 @@
 #include <memory>
 
 #include "reactor/core/reactor.hpp"
+#include "reactor/export.hpp"
 #include "reactor/net/address.hpp"
 #include "reactor/server/handlers.hpp"
 #include "reactor/server/options.hpp"
@@ -64,7 +65,7 @@ class StreamServerImpl;
 
 /// A listening stream server that runs a StreamService's handlers under one concurrency
 /// Model. Not copyable or movable; the file comment is its contract.
-class StreamServer {
+class REACTOR_API StreamServer {
  public:
   /// Binds and listens on `address` now; serves nothing until serve_forever() or
   /// handle_request(). Throws as the contract above says.

@@ -16,6 +16,8 @@ add_test(NAME InstallConsumer
                  -DLIBDIR=${CMAKE_INSTALL_LIBDIR}
                  -DSTATIC=$<STREQUAL:$<TARGET_PROPERTY:reactor,TYPE>,STATIC_LIBRARY>
                  -DPKG_CONFIG=${PKG_CONFIG_EXECUTABLE}
+                 -DTOOLS=${REACTOR_BUILD_TOOLS}
+                 -DVERSION=${PROJECT_VERSION}
                  -P ${CMAKE_CURRENT_LIST_DIR}/run_install_test.cmake)
 set_tests_properties(InstallConsumer PROPERTIES TIMEOUT 300 LABELS install)
 

@@ -30,6 +30,20 @@ foreach(f include/reactor/reactor.hpp include/reactor/core/reactor.hpp
   endif()
 endforeach()
 
+# The command-line tools are installed too, and run from the prefix (a shared libreactor is
+# found through their RPATH).
+if(TOOLS)
+  foreach(tool reactor-serve reactor-client)
+    if(NOT EXISTS ${prefix}/bin/${tool})
+      message(FATAL_ERROR "not installed: bin/${tool}")
+    endif()
+  endforeach()
+  run("installed reactor-serve --help" ${prefix}/bin/reactor-serve --help)
+  if(NOT run_output MATCHES "reactor-serve")
+    message(FATAL_ERROR "reactor-serve --help printed no usage:\n${run_output}")
+  endif()
+endif()
+
 # The umbrella header includes every installed public header: all but itself, those under a
 # detail/ folder, and core/handler_call.hpp (namespace detail, for the library's own files).
 file(READ ${prefix}/include/reactor/reactor.hpp umbrella)
@@ -60,6 +74,50 @@ if(NOT run_output MATCHES "backend: (select|poll|epoll|uv)")
   message(FATAL_ERROR "consumer printed no backend name:\n${run_output}")
 endif()
 message(STATUS "${run_output}")
+
+# The package's version file: find_package(reactor MAJOR.MINOR) accepts this release and
+# rejects another minor or major version (0.x: minor versions are not compatible).
+if(VERSION)
+  string(REGEX MATCH "^([0-9]+)\\.([0-9]+)" _ "${VERSION}")
+  set(major ${CMAKE_MATCH_1})
+  set(minor ${CMAKE_MATCH_2})
+  math(EXPR next_minor "${minor} + 1")
+  math(EXPR next_major "${major} + 1")
+  set(rejected ${major}.${next_minor} ${next_major}.0)
+  if(minor GREATER 0)
+    math(EXPR previous_minor "${minor} - 1")
+    list(APPEND rejected ${major}.${previous_minor})
+  endif()
+  foreach(wanted ${major}.${minor} ${VERSION} ${rejected})
+    set(dir ${WORK_DIR}/version-${wanted})
+    file(MAKE_DIRECTORY ${dir})
+    file(WRITE ${dir}/CMakeLists.txt "cmake_minimum_required(VERSION 3.25)\n"
+                                     "project(version_probe LANGUAGES CXX)\n"
+                                     "find_package(reactor ${wanted} REQUIRED)\n")
+    execute_process(COMMAND ${CMAKE_COMMAND} -S ${dir} -B ${dir}/build -G ${GENERATOR}
+                            -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CXX}
+                    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+    if(wanted IN_LIST rejected)
+      if(rc EQUAL 0 OR NOT out MATCHES "compatible with requested version")
+        message(FATAL_ERROR "find_package(reactor ${wanted}) accepted version ${VERSION}:\n${out}")
+      endif()
+    elseif(NOT rc EQUAL 0)
+      message(FATAL_ERROR "find_package(reactor ${wanted}) failed:\n${out}")
+    endif()
+  endforeach()
+  list(JOIN rejected ", " rejected_text)
+  message(STATUS "find_package(reactor ${major}.${minor}) accepts ${VERSION}, rejects ${rejected_text}: ok")
+endif()
+
+if(readme_arg)
+  execute_process(COMMAND ${CMAKE_COMMAND} -E echo "hello from a pipe"
+                  COMMAND ${WORK_DIR}/build/readme_example
+                  RESULTS_VARIABLE rcs OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 60)
+  if(NOT rcs STREQUAL "0;0" OR NOT out MATCHES "hello from a pipe")
+    message(FATAL_ERROR "README example failed (${rcs}):\n${out}\n${err}")
+  endif()
+  message(STATUS "run README example: ok")
+endif()
 
 # 3. The same consumer compiled by hand with pkg-config. A static libreactor needs its
 #    private dependencies (libuv) on the link line: that is what --static is for.
