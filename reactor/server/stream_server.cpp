@@ -15,17 +15,6 @@ namespace detail {
 
 namespace {
 
-// Closes politely: our FIN goes after everything sent, and what the client sent that the
-// handler did not read is drained (if it is already here) so that the kernel does not answer
-// the close with a reset that could destroy the reply in flight.
-void close_gently(Socket& socket) noexcept {
-  socket.shutdown(SHUT_WR);
-  char sink[4096];
-  for (int i = 0; i < 16 && ::recv(socket.fd(), sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
-  }
-  socket.close();
-}
-
 struct Client {
   Socket socket;
   Address peer;
@@ -195,7 +184,9 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
       auto handler = service_.blocking();
       StreamRequest::run(*handler, stream, peer);
       stream.flush();  // Python's StreamRequestHandler.finish flushes wfile
-      close_gently(stream.socket());
+      // Unread input would turn the close into a reset that can destroy the answer.
+      linger_close(stream.socket(), Connection::Options{}.linger_bytes,
+                   Connection::Options{}.linger_timeout);
       return Outcome::handled;
     } catch (...) {
       return core_.fail(peer, std::current_exception());
