@@ -41,7 +41,11 @@ Socket Socket::open(const Address& address, int type, std::error_code& ec) noexc
 }
 
 void Socket::close() noexcept {
-  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  if (fd_ < 0) return;
+  ::close(std::exchange(fd_, -1));
+  if (detail::listeners_backing_off.load(std::memory_order_relaxed) != 0) {
+    detail::retry_backing_off_listeners();
+  }
 }
 
 std::error_code Socket::bind(const Address& a) noexcept {

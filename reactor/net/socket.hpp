@@ -3,6 +3,7 @@
 /// An owned socket fd: non-blocking and close-on-exec from birth, closed on destruction.
 /// Thin and explicit: every call is one system call and returns its error.
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <system_error>
@@ -30,7 +31,8 @@ class Socket {
   explicit operator bool() const noexcept { return fd_ >= 0; }
   /// Gives up ownership.
   int release() noexcept { return std::exchange(fd_, -1); }
-  /// Closes now (EINTR from close is not retried: on Linux the fd is gone either way).
+  /// Closes now (EINTR from close is not retried: on Linux the fd is gone either way). A
+  /// Listener of this thread's loop that backs off for lack of fds retries at once.
   void close() noexcept;
 
   std::error_code bind(const Address& address) noexcept;
@@ -69,5 +71,13 @@ class Socket {
 /// blocking, then closed). Any thread; `socket` is empty after.
 void linger_close(Socket& socket, std::size_t max_bytes,
                   std::chrono::nanoseconds max_time) noexcept;
+
+namespace detail {
+/// Listeners backing off for lack of fds, in the whole process: while it is 0 a close costs
+/// one relaxed load more.
+extern std::atomic<unsigned> listeners_backing_off;
+/// Makes the listeners of this thread that back off for lack of fds retry now (listener.cpp).
+void retry_backing_off_listeners() noexcept;
+}  // namespace detail
 
 }  // namespace reactor
