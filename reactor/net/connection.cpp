@@ -32,6 +32,52 @@ void invoke(Handler& member, Args&&... args) {
       member, [] { return true; }, std::forward<Args>(args)...);
 }
 
+// A lingering close on the loop (see Connection::close()): the descriptor, shut down for
+// writing, is read and discarded until the peer's end of stream or a bound, then closed. It
+// owns itself through its watcher's handler, as a Connection does, so a destroyed loop frees
+// it.
+struct Lingering : std::enable_shared_from_this<Lingering> {
+  Socket socket;
+  IoWatcher watcher;
+  Timer timer;
+  std::size_t left = 0;
+
+  void finish() {
+    const std::shared_ptr<Lingering> keep = shared_from_this();  // the handler holds us
+    watcher.stop();
+    timer.cancel();
+    socket.close();
+  }
+
+  void drain() {
+    char sink[16 * 1024];
+    for (int i = 0; i < 4; ++i) {  // bounded per wake-up, as a Connection's reads are
+      const ssize_t n = ::recv(socket.fd(), sink, sizeof sink, MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      if (n <= 0 || static_cast<std::size_t>(n) >= left) {  // end of stream, error, bound
+        finish();
+        return;
+      }
+      left -= static_cast<std::size_t>(n);
+    }
+  }
+};
+
+void linger_on_loop(Reactor& loop, Socket socket, std::size_t max_bytes,
+                    std::chrono::nanoseconds max_time) {
+  if (max_bytes == 0 || max_time.count() <= 0) return;  // `socket` closes at once
+  auto lingering = std::make_shared<Lingering>();
+  Lingering* l = lingering.get();
+  l->socket = std::move(socket);
+  l->left = max_bytes;
+  std::error_code ec;
+  l->watcher = loop.watch(
+      l->socket.fd(), Interest::read, [lingering](IoEvents) { lingering->drain(); }, ec);
+  if (ec) return;  // the lambda, and with it the socket, is gone: closed at once
+  l->timer = loop.after(max_time, [l] { l->finish(); });
+}
+
 }  // namespace
 
 std::string_view to_string(CloseReason reason) noexcept {
@@ -302,6 +348,7 @@ void Connection::abort() {
   REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::abort()");
   if (state_ == State::closed) return;
   socket_.set_reset_on_close();
+  aborted_ = true;
   output_.clear();
   teardown(CloseReason::local, {});
 }
@@ -367,6 +414,12 @@ void Connection::teardown(CloseReason reason, std::error_code ec) {
   watcher_.stop();  // before close(): the loop must never see the number reused under us
   idle_timer_.cancel();
   deadline_timer_.cancel();
+  if (reason == CloseReason::local && !aborted_ && started_ && !read_eof_) {
+    // A graceful close with the peer possibly still sending: closing with unread input
+    // would reset the connection, and the reset can overtake what we sent last.
+    if (!write_shut_) socket_.shutdown(SHUT_WR);
+    linger_on_loop(loop_, std::move(socket_), options_.linger_bytes, options_.linger_timeout);
+  }
   socket_.close();
   output_ = Buffer(options_.max_output);
   if (!started_) return;

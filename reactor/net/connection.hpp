@@ -18,6 +18,12 @@
 ///   of yours into this class), after which no other callback runs. No callback ever runs
 ///   inside one of your calls: a send() that fails reports through its return value now and
 ///   through on_close later.
+/// - A graceful close (close(), or shutdown() then the peer's end of stream) delivers what was
+///   sent: the writing side is shut down after the queue is flushed, and input the peer still
+///   sends is read and discarded (at most Options::linger_bytes, for at most
+///   Options::linger_timeout) before the descriptor is closed, so the kernel never answers
+///   with a reset. on_close(local) runs once the queue is flushed, not after the lingering.
+///   abort() resets at once.
 /// - SIGPIPE is never raised (MSG_NOSIGNAL on every send) and its disposition is untouched.
 /// - Interrupted system calls are retried; EINTR never reaches you.
 /// - Lifetime: a Connection is held by std::shared_ptr. Once started, its registration with
@@ -77,6 +83,12 @@ class REACTOR_API Connection : public std::enable_shared_from_this<Connection> {
     std::chrono::nanoseconds idle_timeout{0};            ///< 0: none
     std::chrono::nanoseconds deadline{0};                ///< from start(); 0: none
     bool no_delay = true;                                ///< TCP_NODELAY
+    /// Lingering close (see close()): unread input discarded at most before the final
+    /// close, bytes.
+    std::size_t linger_bytes = std::size_t{256} << 10;
+    /// Lingering close: longest wait for the peer's end of stream; 0: close at once (a
+    /// peer whose input is unread then gets a reset, and may lose our last bytes).
+    std::chrono::nanoseconds linger_timeout{std::chrono::seconds{1}};
   };
 
   /// Called with the connection and its input buffer when bytes arrived (on_data()).
@@ -148,9 +160,16 @@ class REACTOR_API Connection : public std::enable_shared_from_this<Connection> {
   /// Shuts down the writing side once the queue is flushed; reading goes on.
   /// EPIPE if already shut down or closed.
   std::error_code shutdown();
-  /// Graceful close: stop reading, flush the queue, close; on_close(local) after.
+  /// Graceful close: stop reading, flush the queue, shut down the writing side (the peer
+  /// reads everything sent, then end of stream), then on_close(local). Unless the peer's end
+  /// of stream was already read, the descriptor then lingers: what the peer still sends is
+  /// read and discarded until it closes, Options::linger_bytes were discarded or
+  /// Options::linger_timeout passed, and only then is it closed. (Linux answers a close with
+  /// unread input by a reset, which can destroy the answer still in flight to the peer.)
+  /// The lingering happens after on_close, on the loop, owned by it; destroying the loop
+  /// closes a lingering descriptor at once.
   void close();
-  /// Abortive close: discard the queue and reset the connection (RST) now.
+  /// Abortive close: discard the queue and reset the connection (RST) now; no lingering.
   void abort();
   /// close() marshalled to the loop thread. Thread rule: any thread (never checked).
   void close_from_any_thread();
@@ -261,6 +280,7 @@ class REACTOR_API Connection : public std::enable_shared_from_this<Connection> {
   bool shutdown_requested_ = false;  // shut down writing once the queue is flushed
   bool write_shut_ = false;
   bool above_high_ = false;
+  bool aborted_ = false;  // abort(): a reset, never a lingering close
 };
 
 }  // namespace reactor

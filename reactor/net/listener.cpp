@@ -1,15 +1,40 @@
 #include "reactor/net/listener.hpp"
 
 #include "reactor/core/handler_call.hpp"
+#include "reactor/core/log.hpp"
+#include "reactor/net/detail/fd_shortage.hpp"
 
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 namespace reactor {
 
 namespace detail {
+
+std::atomic<unsigned> listeners_backing_off{0};
+
+namespace {
+
+// The listeners backing off, with the thread that registered them (their loop's). A close
+// on that thread makes them retry at once: the fd it freed may be the one they wait for. A
+// close on another thread does not (its loop may be running there); the timer covers that.
+struct BackingOff {
+  struct ListenerState* state;
+  std::thread::id thread;
+};
+std::mutex backing_off_mutex;
+std::vector<BackingOff>& backing_off_list() {
+  static auto* list = new std::vector<BackingOff>;  // never destroyed: closes run at exit
+  return *list;
+}
+
+}  // namespace
 
 struct ListenerState {
   ListenerState(Reactor& l, Listener::AcceptHandler h, Listener::Options o)
@@ -24,6 +49,12 @@ struct ListenerState {
   Timer backoff_timer;
   std::chrono::milliseconds backoff{0};
   std::uint64_t backoffs = 0;
+  // The current shortage, from its first failed accept to the first accept that does not
+  // fail for lack of fds or memory: for the reports.
+  Reactor::Clock::time_point shortage_since{};
+  unsigned retries = 0;
+  bool in_shortage = false;
+  bool registered = false;  // in backing_off_list()
   bool closed = false;
   bool paused = false;
   bool backing_off = false;
@@ -45,11 +76,14 @@ struct ListenerState {
       if (fd < 0) {
         const int e = errno;
         if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == EPERM) continue;
-        if (e == EAGAIN || e == EWOULDBLOCK) break;
-        start_backoff();  // EMFILE, ENFILE, ENOBUFS, ENOMEM, or the listener itself broke
+        if (e == EAGAIN || e == EWOULDBLOCK) {
+          end_shortage();  // nobody waits, and nothing failed for lack of fds
+          break;
+        }
+        start_backoff(e);  // EMFILE, ENFILE, ENOBUFS, ENOMEM, or the listener itself broke
         break;
       }
-      backoff = std::chrono::milliseconds{0};
+      end_shortage();
       std::error_code ignored;
       const Address peer = Address::from_native(reinterpret_cast<sockaddr*>(&ss), len, ignored);
       // The handler may destroy the Listener (which clears `handler`); the caller's lock
@@ -60,16 +94,98 @@ struct ListenerState {
     update();
   }
 
-  void start_backoff() {
+  void start_backoff(int error) {
     ++backoffs;
     backing_off = true;
-    backoff = std::clamp(backoff * 2, options.error_backoff, std::chrono::milliseconds{1000});
-    backoff_timer = loop.after(backoff, [this] {
-      backing_off = false;
-      update();
-    });
+    const auto most = std::max(options.max_error_backoff, std::chrono::milliseconds{1});
+    backoff = std::clamp(backoff * 2, std::min(options.error_backoff, most), most);
+    if (!in_shortage) {
+      in_shortage = true;
+      shortage_since = loop.now();
+      retries = 0;
+      detail::log(LogLevel::warning,
+                  "listener %s: accept failed: %s; backing off (retrying every %lld ms at "
+                  "most, or when this thread closes a socket)",
+                  address.to_string().c_str(), std::strerror(error),
+                  static_cast<long long>(most.count()));
+    }
+    update();  // out of the kernel set: the retries are the timer's (or a close's)
+    backoff_timer = loop.after(backoff, [this] { retry(); });
+    enlist();
+  }
+
+  // Tries the backlog now, from the timer or after a close freed an fd.
+  void retry() {
+    if (!backing_off || closed) return;
+    backing_off = false;
+    ++retries;
+    if (log_enabled(LogLevel::debug)) {
+      detail::log(LogLevel::debug, "listener %s: retry %u of accepting, %lld ms into the shortage",
+                  address.to_string().c_str(), retries,
+                  static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             loop.now() - shortage_since)
+                                             .count()));
+    }
+    on_ready();  // EAGAIN (nobody waits) or a client: armed again; EMFILE: the next back-off
+  }
+
+  void end_shortage() {
+    backoff = std::chrono::milliseconds{0};
+    if (!in_shortage) return;
+    in_shortage = false;
+    detail::log(LogLevel::info, "listener %s: accepting again after %lld ms and %u retries",
+                address.to_string().c_str(),
+                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           loop.now() - shortage_since)
+                                           .count()),
+                retries);
+  }
+
+  void enlist() {
+    if (registered) return;
+    const std::lock_guard<std::mutex> lock(backing_off_mutex);
+    backing_off_list().push_back({this, std::this_thread::get_id()});
+    registered = true;
+    listeners_backing_off.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void delist() {
+    if (!registered) return;
+    const std::lock_guard<std::mutex> lock(backing_off_mutex);
+    delist_locked();
+  }
+
+  void delist_locked() {
+    auto& list = backing_off_list();
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [this](const BackingOff& b) { return b.state == this; }),
+               list.end());
+    registered = false;
+    listeners_backing_off.fetch_sub(1, std::memory_order_relaxed);
   }
 };
+
+void retry_backing_off_listeners() noexcept {
+  const std::lock_guard<std::mutex> lock(backing_off_mutex);
+  auto& list = backing_off_list();
+  const std::thread::id self = std::this_thread::get_id();
+  for (std::size_t i = 0; i < list.size();) {
+    ListenerState* s = list[i].state;
+    if (list[i].thread != self) {
+      ++i;
+      continue;
+    }
+    s->delist_locked();  // once per back-off: the next closes cost a load again
+    if (!s->backing_off || s->closed) continue;
+    try {
+      // Not from inside the close: that may be deep in a callback, even the accept
+      // handler. A 0 ms timer runs the retry in the next iteration, without a wait.
+      s->backoff_timer = s->loop.after(std::chrono::nanoseconds{0}, [s] { s->retry(); });
+    } catch (...) {
+      // No memory for a timer: the back-off timer, untouched, retries in its time.
+    }
+  }
+}
 
 }  // namespace detail
 
@@ -98,6 +214,7 @@ Listener::~Listener() {
   // Thread-checked through the watcher and the timer, which know whether the loop lives.
   detail::ListenerState& s = *state_;
   s.closed = true;
+  s.delist();  // before the close below, which would look for it
   s.watcher.stop();
   s.backoff_timer.cancel();
   s.socket.close();

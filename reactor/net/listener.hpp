@@ -10,9 +10,14 @@
 ///   built on these: pause at the limit, resume when a connection ends (StreamServer does,
 ///   with max_connections across all its loops, threads and children).
 /// - fd exhaustion (EMFILE, ENFILE) and kernel memory shortage (ENOBUFS, ENOMEM): accepting
-///   pauses for a back-off (Options::error_backoff, doubling up to 1 s while it persists)
-///   instead of spinning. Pending clients wait in the kernel's backlog and are accepted once
-///   fds free up; none is dropped by us.
+///   pauses for a back-off (Options::error_backoff, doubling up to Options::max_error_backoff
+///   while it persists) instead of spinning: one timer between two attempts. Pending clients
+///   wait in the kernel's backlog and are accepted once fds free up; none is dropped by us.
+///   With the defaults the first of them is accepted within 50 ms of the shortage's end.
+///   Sooner still when the library closes a socket on the listener's thread (a Connection,
+///   a Socket): the listener then retries in the next iteration.
+///   Reports (reactor/core/log.hpp): a warning when a shortage begins (the address and the
+///   error), debug at each retry, info when accepting again (how long, how many retries).
 /// - Transient per-connection errors (ECONNABORTED, EPROTO, EPERM, ...) skip that one client.
 /// - The accept handler may destroy the Listener; nothing is accepted or delivered after that.
 /// - Thread rule: the loop's (reactor/core/reactor.hpp), checked by the debug checks on every
@@ -52,7 +57,9 @@ class REACTOR_API Listener {
     /// Clients accepted per readiness at most, before other fds get their turn.
     unsigned accepts_per_event = 64;
     /// The first pause after fd exhaustion or memory shortage (see the file comment).
-    std::chrono::milliseconds error_backoff{50};
+    std::chrono::milliseconds error_backoff{10};
+    /// The longest pause: each retry doubles the last, up to this (at least 1 ms).
+    std::chrono::milliseconds max_error_backoff{50};
   };
 
   /// Called on the loop thread with each accepted socket (non-blocking, close-on-exec, now

@@ -1,10 +1,15 @@
 #include "reactor/net/socket.hpp"
 
+#include "reactor/net/detail/fd_shortage.hpp"
+
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 namespace reactor {
@@ -38,7 +43,11 @@ Socket Socket::open(const Address& address, int type, std::error_code& ec) noexc
 }
 
 void Socket::close() noexcept {
-  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+  if (fd_ < 0) return;
+  ::close(std::exchange(fd_, -1));
+  if (detail::listeners_backing_off.load(std::memory_order_relaxed) != 0) {
+    detail::retry_backing_off_listeners();
+  }
 }
 
 std::error_code Socket::bind(const Address& a) noexcept {
@@ -119,6 +128,41 @@ Address Socket::peer_address(std::error_code& ec) const noexcept {
     return {};
   }
   return Address::from_native(reinterpret_cast<sockaddr*>(&ss), len, ec);
+}
+
+// The waits are a blocking recv with SO_RCVTIMEO set to the time left: no poll set, no
+// allocation, nothing that a forked child could not use.
+void linger_close(Socket& socket, std::size_t max_bytes,
+                  std::chrono::nanoseconds max_time) noexcept {
+  using Clock = std::chrono::steady_clock;
+  const int fd = socket.fd();
+  if (fd < 0) return;
+  if (::shutdown(fd, SHUT_WR) != 0 || max_bytes == 0 || max_time.count() <= 0) {
+    socket.close();  // not connected (or reset already): nothing to linger for
+    return;
+  }
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    socket.close();
+    return;
+  }
+  const auto deadline = Clock::now() + max_time;
+  std::size_t left = max_bytes;
+  char sink[16 * 1024];
+  for (;;) {
+    const auto remaining = deadline - Clock::now();
+    if (remaining <= Clock::duration::zero()) break;
+    const auto us = std::max<long long>(
+        1, std::chrono::duration_cast<std::chrono::microseconds>(remaining).count());
+    const timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+    if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) break;
+    const ssize_t n = ::recv(fd, sink, std::min(sizeof sink, left), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // end of stream, time is up (EAGAIN), or an error
+    left -= static_cast<std::size_t>(n);
+    if (left == 0) break;
+  }
+  socket.close();
 }
 
 }  // namespace reactor

@@ -3,6 +3,7 @@
 /// An owned socket fd: non-blocking and close-on-exec from birth, closed on destruction.
 /// Thin and explicit: every call is one system call and returns its error.
 
+#include <chrono>
 #include <cstddef>
 #include <system_error>
 #include <utility>
@@ -36,7 +37,8 @@ class REACTOR_API Socket {
   explicit operator bool() const noexcept { return fd_ >= 0; }
   /// Gives up ownership.
   int release() noexcept { return std::exchange(fd_, -1); }
-  /// Closes now (EINTR from close is not retried: on Linux the fd is gone either way).
+  /// Closes now (EINTR from close is not retried: on Linux the fd is gone either way). A
+  /// Listener of this thread's loop that backs off for lack of fds retries at once.
   void close() noexcept;
 
   /// bind(2) to `address`: EADDRINUSE, EACCES, ... as the kernel says.
@@ -78,5 +80,16 @@ class REACTOR_API Socket {
  private:
   int fd_ = -1;
 };
+
+/// A lingering close for blocking code (the server's sync, threading and forking models; on
+/// a loop Connection::close() does the same): shuts down the writing side, so the peer reads
+/// everything sent and then end of stream, reads and discards what the peer still sends
+/// until it closes, `max_bytes` were discarded or `max_time` passed, then closes `socket`.
+/// Closing with unread input instead would make Linux reset the connection, and the reset
+/// can destroy the answer still in flight. Blocks the calling thread up to `max_time`
+/// (signals do not shorten or lengthen it); `socket` may be blocking or not (it is left
+/// blocking, then closed). Any thread; `socket` is empty after.
+REACTOR_API void linger_close(Socket& socket, std::size_t max_bytes,
+                              std::chrono::nanoseconds max_time) noexcept;
 
 }  // namespace reactor

@@ -18,17 +18,6 @@ namespace detail {
 
 namespace {
 
-// Closes politely: our FIN goes after everything sent, and what the client sent that the
-// handler did not read is drained (if it is already here) so that the kernel does not answer
-// the close with a reset that could destroy the reply in flight.
-void close_gently(Socket& socket) noexcept {
-  socket.shutdown(SHUT_WR);
-  char sink[4096];
-  for (int i = 0; i < 16 && ::recv(socket.fd(), sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
-  }
-  socket.close();
-}
-
 struct Client {
   Socket socket;
   Address peer;
@@ -257,6 +246,11 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
     return true;
   }
 
+  // Unread input would turn the close into a reset that can destroy the answer.
+  static void linger(Socket& socket) noexcept {
+    linger_close(socket, Connection::Options{}.linger_bytes, Connection::Options{}.linger_timeout);
+  }
+
   Outcome run_blocking(Socket socket, const Address& peer) noexcept {
     const ServerOptions& o = core_.options();
     std::optional<BlockingStream> stream;
@@ -273,7 +267,7 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
       auto handler = service_.blocking();
       StreamRequest::run(*handler, *stream, peer);
       stream->flush();  // Python's StreamRequestHandler.finish flushes wfile
-      close_gently(stream->socket());
+      linger(stream->socket());
       return Outcome::handled;
     } catch (...) {
       const Outcome outcome = core_.fail(peer, std::current_exception());
@@ -285,7 +279,7 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
     std::error_code ec;
     stream->flush(ec);
     if (ec || stream->output_lost() || stream->buffered_input() != 0) return Outcome::cut;
-    close_gently(stream->socket());
+    linger(stream->socket());
     return Outcome::handled;
   }
 
