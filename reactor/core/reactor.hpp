@@ -159,7 +159,20 @@ class Reactor {
   /// wake-up fd) so that using it never disturbs the parent's loop. Watches and timers stay.
   /// A child that only destroys the loop need not call it: the destructor does.
   /// The calling thread takes the loop over even if another thread of the parent was running
-  /// it (that thread does not exist in the child). Not thread-checked.
+  /// it (that thread does not exist in the child), whether that thread was blocked in the
+  /// wait or inside a callback: run() and run_once() work here afterwards. A watcher,
+  /// repeating timer or signal watcher whose callback that thread was running is stopped
+  /// (its handler was on that thread's stack). Called from inside one of this loop's own
+  /// callbacks (a forking server's accept handler), the iteration goes on when the callback
+  /// returns, and run_once() stays refused until then.
+  /// Posted tasks not yet run at the fork are the parent's: the child drops them, neither
+  /// running nor destroying them (another thread may have been halfway through post(); what
+  /// they hold stays allocated until the child exits). post() works again at once, even if
+  /// a thread of the parent was inside post() at the fork. A stop() requested before the
+  /// fork still applies.
+  /// Safe as long as, at the fork, the loop thread was not itself inside a call into the
+  /// library (watch(), after(), a handle's stop(), ...): those update state a fork cannot
+  /// repair. Not thread-checked.
   std::error_code after_fork() noexcept;
 
   /// The loop's cached time, updated before and after each poll.
