@@ -15,6 +15,7 @@
 #include <string>
 #include <utility>
 
+#include "reactor/core/detail/hosted_backend.hpp"
 #include "reactor/core/detail/loop_state.hpp"
 #include "reactor/core/handler_call.hpp"
 
@@ -109,6 +110,8 @@ Reactor::Reactor() : Reactor(make_backend(default_backend_name())) {}
 
 Reactor::Reactor(std::string_view backend_name) : Reactor(make_backend(backend_name)) {}
 
+Reactor::Reactor(uv_loop_s* uv_loop) : Reactor(detail::make_uv_backend_on(uv_loop)) {}
+
 Reactor::Reactor(std::unique_ptr<Backend> backend) : state_(std::make_unique<LoopState>()) {
   if (!backend) throw std::invalid_argument("reactor: null backend");
   state_->backend = std::move(backend);
@@ -129,6 +132,35 @@ void Reactor::init() {
   }
   s.owner_pid = ::getpid();
   update_time();
+  if (auto* hosted = dynamic_cast<detail::HostedBackend*>(s.backend.get())) {
+    detail::HostHooks hooks;
+    hooks.loop = this;
+    hooks.next_wait = [](void* loop) noexcept -> std::optional<std::chrono::nanoseconds> {
+      const LoopState& s = *static_cast<Reactor*>(loop)->state_;
+      if (s.has_posted.load() || s.stop_requested.load()) return std::chrono::nanoseconds{0};
+      const auto next = s.timers.next_deadline();
+      if (!next || *next == std::numeric_limits<std::int64_t>::max()) return std::nullopt;
+      return std::chrono::nanoseconds{std::max<std::int64_t>(*next - clock_ns(), 0)};
+    };
+    // Phases 2 to 6 of run_once(), with the host's wait as phase 1. noexcept: an exception
+    // from a callback cannot unwind through libuv's frames, and terminates.
+    hooks.after_wait = [](void* loop) noexcept {
+      Reactor& r = *static_cast<Reactor*>(loop);
+      LoopState& s = *r.state_;
+      const Ownership owner(r, "uv_run() hosting a Reactor");
+      if (s.dispatcher != std::thread::id()) return false;  // a callback ran the host loop
+      r.update_time();
+      s.dispatcher = std::this_thread::get_id();
+      r.dispatch_io();
+      if (s.signal_target >= 0) r.deliver_signals();
+      if (s.timers.size() != 0) r.fire_timers();
+      if (s.has_posted.load()) r.run_posted();
+      ++s.iterations;
+      s.dispatcher = std::thread::id();
+      return s.stop_requested.exchange(false);
+    };
+    hosted->host(hooks, s.ready);
+  }
 }
 
 Reactor::~Reactor() {
