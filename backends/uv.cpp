@@ -39,6 +39,21 @@
  *   timeout timer is started, and the timeout is rounded up by a further millisecond, so
  *   that the wait never ends early.
  *
+ * On a caller's loop (detail::make_uv_backend_on, Reactor(uv_loop_t*)) the loop is borrowed:
+ * never closed here, and the backend's own handles (the watches, the timer, and a prepare,
+ * a check and an idle handle) are closed, not run to their end, when it is destroyed; their
+ * close callbacks free them in the caller's next uv_run. poll() still works (a uv_run of
+ * that loop, which also runs the caller's handles). When the caller's own uv_run drives the
+ * loop, the prepare handle does before the wait what poll() does (drop closed fds, arm the
+ * timer for the Reactor's nearest deadline, or the idle handle so that libuv does not block
+ * at all), the poll callbacks fill the Reactor's batch as in poll(), and the check handle,
+ * right after the wait, hands the batch to the Reactor and calls uv_stop() when the Reactor
+ * was stopped. Both handles do nothing inside poll() itself.
+ * The repair of stale kernel entries (uv_loop_fork, see above) then rebuilds the caller's
+ * whole epoll set, its own fds included (libuv re-adds them all), and re-creates libuv's
+ * async wake-up fd: a uv_async_send() from another thread at that very moment may be lost.
+ * Only a watched fd closed before its watcher, while a dup keeps the file open, leads there.
+ *
  * Limits: those of epoll.
  */
 #include <fcntl.h>
@@ -47,10 +62,13 @@
 
 #include <cerrno>
 #include <climits>
+#include <memory>
 #include <new>
+#include <stdexcept>
 #include <system_error>
 
 #include "reactor/core/backend.hpp"
+#include "reactor/core/detail/hosted_backend.hpp"
 
 namespace reactor::backends {
 
@@ -63,7 +81,23 @@ int uv_mask(Interest interest) noexcept {
          (has(interest, Interest::write) ? UV_WRITABLE : 0);
 }
 
+// A wait of `ns`, in libuv's whole milliseconds, never shorter: rounded up, plus one for
+// libuv's cached clock.
+std::uint64_t wait_ms(std::int64_t ns) noexcept {
+  return static_cast<std::uint64_t>(ns / 1'000'000 + (ns % 1'000'000 != 0 ? 1 : 0) + 1);
+}
+
 class UvBackend;
+
+// The backend's own handles, on the heap: on a caller's loop they outlive the backend until
+// their close callbacks run in the caller's next uv_run. The last callback frees the block.
+struct OwnHandles {
+  uv_timer_t timer;      // ends a wait: poll()'s timeout, or the Reactor's nearest deadline
+  uv_prepare_t prepare;  // caller's loop only: before each of its waits
+  uv_check_t check;      // caller's loop only: after each of its waits
+  uv_idle_t idle;        // caller's loop only: keeps its wait from blocking
+  int open = 0;          // handles initialised and not yet closed
+};
 
 // One watched fd. `handle` comes first so that a uv_handle_t* converts back to a Watch*.
 struct Watch {
@@ -79,23 +113,41 @@ struct Watch {
   std::size_t out_index = 0;  // where, in that batch
 };
 
-class UvBackend final : public Backend {
+class UvBackend final : public detail::HostedBackend {
  public:
-  UvBackend() {
-    if (int rc = uv_loop_init(&loop_); rc != 0)
-      throw std::system_error(uv_code(rc), "uv_loop_init");
-    uv_timer_init(&loop_, &timer_);
+  // A loop of its own.
+  UvBackend() : owned_(std::make_unique<uv_loop_t>()), loop_(owned_.get()) {
+    if (int rc = uv_loop_init(loop_); rc != 0) throw std::system_error(uv_code(rc), "uv_loop_init");
+    open_handles();
+  }
+
+  // The caller's loop, borrowed.
+  explicit UvBackend(uv_loop_t* loop) : loop_(loop) {
+    if (loop_ == nullptr) throw std::invalid_argument("reactor: null uv_loop_t");
+    open_handles();
   }
 
   ~UvBackend() override {
     for (Watch* w : watches_) {
       if (w != nullptr) close(w);
     }
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
-    // Close callbacks run inside uv_run; the loop can be closed once they have.
-    while (uv_run(&loop_, UV_RUN_NOWAIT) != 0) {
+    close_handles();
+    if (owned_) {
+      // Close callbacks run inside uv_run; the loop can be closed once they have.
+      while (uv_run(loop_, UV_RUN_NOWAIT) != 0) {
+      }
+      uv_loop_close(loop_);
     }
-    uv_loop_close(&loop_);
+  }
+
+  void host(const detail::HostHooks& hooks, std::vector<Readiness>& batch) noexcept override {
+    if (owned_) return;  // nobody else runs a private loop
+    hooks_ = hooks;
+    host_batch_ = &batch;
+    uv_prepare_start(&own_->prepare,
+                     [](uv_prepare_t* h) { static_cast<UvBackend*>(h->data)->before_host_wait(); });
+    uv_check_start(&own_->check,
+                   [](uv_check_t* h) { static_cast<UvBackend*>(h->data)->after_host_wait(); });
   }
 
   std::string_view name() const noexcept override { return "uv"; }
@@ -117,7 +169,7 @@ class UvBackend final : public Backend {
     } catch (const std::bad_alloc&) {
       return std::make_error_code(std::errc::not_enough_memory);
     }
-    if (int rc = uv_poll_init(&loop_, &w->handle, fd); rc != 0) {
+    if (int rc = uv_poll_init(loop_, &w->handle, fd); rc != 0) {
       delete w;  // never initialised as a handle: no close needed
       return uv_code(rc);
     }
@@ -174,14 +226,14 @@ class UvBackend final : public Backend {
     if (timeout && timeout->count() <= 0) {
       mode = UV_RUN_NOWAIT;
     } else if (timeout) {
-      const auto ns = timeout->count();
-      const auto ms = ns / 1'000'000 + (ns % 1'000'000 != 0 ? 1 : 0) + 1;
-      uv_update_time(&loop_);
+      uv_update_time(loop_);
       uv_timer_start(
-          &timer_, [](uv_timer_t*) {}, static_cast<std::uint64_t>(ms), 0);
+          &own_->timer, [](uv_timer_t*) {}, wait_ms(timeout->count()), 0);
     }
-    uv_run(&loop_, mode);
-    uv_timer_stop(&timer_);
+    in_poll_ = true;
+    uv_run(loop_, mode);
+    in_poll_ = false;
+    uv_timer_stop(&own_->timer);
     out_ = nullptr;
     return {};
   }
@@ -189,6 +241,67 @@ class UvBackend final : public Backend {
   std::error_code after_fork() noexcept override { return rebuild(); }
 
  private:
+  void open_handles() {
+    own_ = new OwnHandles{};
+    uv_timer_init(loop_, &own_->timer);
+    own_->open = 1;
+    if (!owned_) {
+      uv_prepare_init(loop_, &own_->prepare);
+      uv_check_init(loop_, &own_->check);
+      uv_idle_init(loop_, &own_->idle);
+      own_->prepare.data = this;
+      own_->check.data = this;
+      own_->open = 4;
+    }
+  }
+
+  void close_handles() noexcept {
+    const auto closed = [](uv_handle_t* h) {
+      auto* own = static_cast<OwnHandles*>(h->data);
+      if (--own->open == 0) delete own;
+    };
+    // From here on `data` names the block, not the backend.
+    own_->timer.data = own_;
+    uv_close(reinterpret_cast<uv_handle_t*>(&own_->timer), closed);
+    if (!owned_) {
+      own_->prepare.data = own_;
+      own_->check.data = own_;
+      own_->idle.data = own_;
+      uv_close(reinterpret_cast<uv_handle_t*>(&own_->prepare), closed);
+      uv_close(reinterpret_cast<uv_handle_t*>(&own_->check), closed);
+      uv_close(reinterpret_cast<uv_handle_t*>(&own_->idle), closed);
+    }
+  }
+
+  // The caller's uv_run is about to wait: what poll() does before its own uv_run.
+  void before_host_wait() noexcept {
+    if (in_poll_) return;
+    drop_closed();
+    // On failure the stale entries stay (nothing to report the error to); the next wait
+    // tries again.
+    if (rebuild_) rebuild();
+    host_batch_->clear();
+    out_ = host_batch_;
+    ++batch_;
+    const std::optional<std::chrono::nanoseconds> wait = hooks_.next_wait(hooks_.loop);
+    if (wait && wait->count() <= 0) {
+      uv_idle_start(&own_->idle, [](uv_idle_t*) {});
+    } else if (wait) {
+      uv_update_time(loop_);
+      uv_timer_start(
+          &own_->timer, [](uv_timer_t*) {}, wait_ms(wait->count()), 0);
+    }
+  }
+
+  // The caller's uv_run has waited: the Reactor runs what the wait found, and what is due.
+  void after_host_wait() noexcept {
+    if (in_poll_ || out_ == nullptr) return;  // null: the Reactor came after the prepare
+    out_ = nullptr;
+    uv_timer_stop(&own_->timer);
+    uv_idle_stop(&own_->idle);
+    if (hooks_.after_wait(hooks_.loop)) uv_stop(loop_);
+  }
+
   Watch* find(int fd) const noexcept {
     return fd >= 0 && static_cast<std::size_t>(fd) < watches_.size() ? watches_[fd] : nullptr;
   }
@@ -239,7 +352,7 @@ class UvBackend final : public Backend {
     for (Watch* w : watches_) {
       if (w != nullptr) stop_if_moved(*w);
     }
-    if (int rc = uv_loop_fork(&loop_); rc != 0) return uv_code(rc);
+    if (int rc = uv_loop_fork(loop_); rc != 0) return uv_code(rc);
     return {};
   }
 
@@ -279,8 +392,12 @@ class UvBackend final : public Backend {
     out_->push_back(Readiness{w.token, IoEvents{bits}});
   }
 
-  uv_loop_t loop_{};
-  uv_timer_t timer_{};
+  std::unique_ptr<uv_loop_t> owned_;  // null on a caller's loop
+  uv_loop_t* loop_;
+  OwnHandles* own_ = nullptr;  // freed by the handles' close callbacks
+  detail::HostHooks hooks_;
+  std::vector<Readiness>* host_batch_ = nullptr;
+  bool in_poll_ = false;         // inside poll()'s own uv_run: the prepare and check do nothing
   std::vector<Watch*> watches_;  // by fd
   std::vector<int> unflushed_;   // fds started since the last uv_run
   std::vector<bool> queued_;     // by fd: in unflushed_
@@ -294,3 +411,11 @@ class UvBackend final : public Backend {
 std::unique_ptr<Backend> make_uv() { return std::make_unique<UvBackend>(); }
 
 }  // namespace reactor::backends
+
+namespace reactor::detail {
+
+std::unique_ptr<Backend> make_uv_backend_on(uv_loop_s* loop) {
+  return std::make_unique<backends::UvBackend>(loop);
+}
+
+}  // namespace reactor::detail

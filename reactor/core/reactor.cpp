@@ -8,12 +8,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <memory>
 #include <new>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
+#include "reactor/core/detail/hosted_backend.hpp"
 #include "reactor/core/detail/loop_state.hpp"
 #include "reactor/core/handler_call.hpp"
 
@@ -108,6 +110,8 @@ Reactor::Reactor() : Reactor(make_backend(default_backend_name())) {}
 
 Reactor::Reactor(std::string_view backend_name) : Reactor(make_backend(backend_name)) {}
 
+Reactor::Reactor(uv_loop_s* uv_loop) : Reactor(detail::make_uv_backend_on(uv_loop)) {}
+
 Reactor::Reactor(std::unique_ptr<Backend> backend) : state_(std::make_unique<LoopState>()) {
   if (!backend) throw std::invalid_argument("reactor: null backend");
   state_->backend = std::move(backend);
@@ -128,6 +132,35 @@ void Reactor::init() {
   }
   s.owner_pid = ::getpid();
   update_time();
+  if (auto* hosted = dynamic_cast<detail::HostedBackend*>(s.backend.get())) {
+    detail::HostHooks hooks;
+    hooks.loop = this;
+    hooks.next_wait = [](void* loop) noexcept -> std::optional<std::chrono::nanoseconds> {
+      const LoopState& s = *static_cast<Reactor*>(loop)->state_;
+      if (s.has_posted.load() || s.stop_requested.load()) return std::chrono::nanoseconds{0};
+      const auto next = s.timers.next_deadline();
+      if (!next || *next == std::numeric_limits<std::int64_t>::max()) return std::nullopt;
+      return std::chrono::nanoseconds{std::max<std::int64_t>(*next - clock_ns(), 0)};
+    };
+    // Phases 2 to 6 of run_once(), with the host's wait as phase 1. noexcept: an exception
+    // from a callback cannot unwind through libuv's frames, and terminates.
+    hooks.after_wait = [](void* loop) noexcept {
+      Reactor& r = *static_cast<Reactor*>(loop);
+      LoopState& s = *r.state_;
+      const Ownership owner(r, "uv_run() hosting a Reactor");
+      if (s.dispatcher != std::thread::id()) return false;  // a callback ran the host loop
+      r.update_time();
+      s.dispatcher = std::this_thread::get_id();
+      r.dispatch_io();
+      if (s.signal_target >= 0) r.deliver_signals();
+      if (s.timers.size() != 0) r.fire_timers();
+      if (s.has_posted.load()) r.run_posted();
+      ++s.iterations;
+      s.dispatcher = std::thread::id();
+      return s.stop_requested.exchange(false);
+    };
+    hosted->host(hooks, s.ready);
+  }
 }
 
 Reactor::~Reactor() {
@@ -421,7 +454,7 @@ std::size_t Reactor::run_once(std::optional<std::chrono::nanoseconds> timeout) {
   // Before anything reads the state: another thread's run would race with it.
   const Ownership owner(*this, "Reactor::run_once()");
   LoopState& s = *state_;
-  if (s.dispatching) {
+  if (s.dispatcher != std::thread::id()) {
     throw std::logic_error("reactor: run_once() called from inside a callback");
   }
   // The clock is read before the poll only when a wait must be measured from now; the
@@ -446,11 +479,11 @@ std::size_t Reactor::run_once(std::optional<std::chrono::nanoseconds> timeout) {
     }
     update_time();
 
-    s.dispatching = true;
+    s.dispatcher = std::this_thread::get_id();
     struct Leave {
-      bool& flag;
-      ~Leave() { flag = false; }
-    } leave{s.dispatching};
+      std::thread::id& dispatcher;
+      ~Leave() { dispatcher = std::thread::id(); }
+    } leave{s.dispatcher};
     calls += dispatch_io();                                // 2.
     if (s.signal_target >= 0) calls += deliver_signals();  // 3.
     if (s.timers.size() != 0) calls += fire_timers();      // 4.
@@ -604,12 +637,30 @@ std::size_t Reactor::run_posted() {
 }
 
 std::error_code Reactor::after_fork() noexcept {
+  LoopState& s = *state_;
+  const std::thread::id self = std::this_thread::get_id();
   if constexpr (kDebugChecks) {
     // A parent thread that was running the loop does not exist in the child. When the fork
     // came from one of this loop's callbacks, this thread owns it already and keeps it.
-    if (owner_.load() != std::this_thread::get_id()) owner_.store(std::thread::id());
+    if (owner_.load() != self) owner_.store(std::thread::id());
   }
-  LoopState& s = *state_;
+  // Forked from inside a callback on this thread: the iteration goes on when it returns.
+  // Otherwise a thread that was inside run_once() is gone, and with it the stack frames
+  // holding its state: the handlers it had moved out to call, the batch it was walking.
+  const bool lost_dispatcher = s.dispatcher != std::thread::id() && s.dispatcher != self;
+  if (lost_dispatcher) s.dispatcher = std::thread::id();
+
+  // The post queue. Another thread of the parent may have been inside post(), holding the
+  // lock (copied held, with no owner to release it) and halfway through growing `posted`,
+  // and the lost loop thread halfway through moving tasks out of `running`. Neither can be
+  // trusted nor even destroyed: fresh ones are built over them, and what the old ones held
+  // stays allocated until the child exits. The tasks were the parent's to run either way
+  // (a send queued for one of its connections must not go out twice), so none runs here.
+  std::construct_at(&s.post_mutex);
+  std::construct_at(&s.posted);
+  std::construct_at(&s.running);
+  s.has_posted.store(false);
+
   if (auto ec = s.backend->after_fork()) return ec;
   // The eventfd is shared with the parent: a post there must not wake us, nor ours it.
   const int fresh = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -623,8 +674,24 @@ std::error_code Reactor::after_fork() noexcept {
   if (ec) return ec;
   if (s.signal_target >= 0) signals::retarget(s.signal_target, fresh);
   s.wake_pending.store(false);
-  if (s.has_posted.load() || s.stop_requested.load()) wake();
+  if (s.stop_requested.load()) wake();
   s.owner_pid = ::getpid();
+
+  if (lost_dispatcher) {
+    // A watcher, repeating timer or signal watcher whose callback the lost thread was
+    // running has its handler on that thread's stack: it is stopped here (after the
+    // backend has kernel state of its own, so that removing it leaves the parent's alone).
+    for (std::size_t fd = 0; fd < s.io.size(); ++fd) {
+      if (s.io[fd].active && !s.io[fd].handler) unwatch(static_cast<int>(fd), s.io[fd].generation);
+    }
+    s.timers.for_each_fired([this](TimerId id) { cancel_timer(id.index, id.generation); });
+    for (std::uint32_t i = 0; i < s.signal_slots.size(); ++i) {
+      if (s.signal_slots[i].active && !s.signal_slots[i].handler) {
+        stop_signal(i, s.signal_slots[i].generation);
+      }
+    }
+    s.ready.clear();
+  }
   return {};
 }
 

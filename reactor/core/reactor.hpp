@@ -57,6 +57,10 @@
 #include "reactor/core/timer.hpp"
 #include "reactor/export.hpp"
 
+/// libuv's loop type (`uv_loop_t` is `struct uv_loop_s`), named for Reactor(uv_loop_s*)
+/// without including <uv.h>.
+struct uv_loop_s;
+
 namespace reactor {
 
 namespace detail {
@@ -89,6 +93,30 @@ class REACTOR_API Reactor {
   explicit Reactor(std::string_view backend_name);
   /// A loop over a backend built elsewhere (must not be null).
   explicit Reactor(std::unique_ptr<Backend> backend);
+  /// A loop hosted by a libuv loop the caller owns (`uv_loop_t*`), over the uv backend; for
+  /// a program that already runs libuv. The Reactor adds its own handles to that loop (a
+  /// uv_poll_t per watched fd, its wake-up fd's among them, a timer, a prepare, a check and
+  /// an idle handle) and never closes or frees the loop. Two ways to drive it, never both at
+  /// once:
+  /// - The caller's own uv_run(loop, any mode): the Reactor's watchers, timers, posted tasks
+  ///   and signals are dispatched from inside it, on the thread calling uv_run (the loop
+  ///   thread of the thread rule), once per libuv iteration, in its check phase right after
+  ///   the wait. The Reactor's handles keep the libuv loop alive as long as it exists, so
+  ///   uv_run(loop, UV_RUN_DEFAULT) returns after stop() (which calls uv_stop() at the end of
+  ///   that iteration; a stop requested while uv_run is not running ends the next uv_run
+  ///   after one iteration) or the caller's uv_stop(). An exception escaping a callback calls
+  ///   std::terminate (it cannot unwind through libuv). iterations() counts libuv iterations.
+  /// - run() and run_once(), as for any Reactor: each wait is a uv_run(loop, UV_RUN_ONCE), so
+  ///   the caller's own handles' callbacks run too, on the calling thread. A uv_stop() from
+  ///   one of them ends only that wait; the Reactor stops on stop(). Not from inside the
+  ///   caller's uv_run (libuv is not re-entrant).
+  /// Destroying the Reactor uv_close()s its own handles and nothing else; as with any libuv
+  /// handle, their close callbacks (which free them) run in the caller's next uv_run, after
+  /// which uv_loop_close(loop) succeeds once the caller's own handles are closed too.
+  /// after_fork() in a child calls uv_loop_fork(loop), which libuv requires there anyway.
+  /// Declared whether or not the library was built with libuv (REACTOR_WITH_LIBUV): throws
+  /// std::invalid_argument for a null loop and, without libuv, always.
+  explicit Reactor(uv_loop_s* uv_loop);
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
   /// Not while a thread runs the loop, nor from one of its callbacks (debug checks: aborts).
@@ -165,7 +193,20 @@ class REACTOR_API Reactor {
   /// wake-up fd) so that using it never disturbs the parent's loop. Watches and timers stay.
   /// A child that only destroys the loop need not call it: the destructor does.
   /// The calling thread takes the loop over even if another thread of the parent was running
-  /// it (that thread does not exist in the child). Not thread-checked.
+  /// it (that thread does not exist in the child), whether that thread was blocked in the
+  /// wait or inside a callback: run() and run_once() work here afterwards. A watcher,
+  /// repeating timer or signal watcher whose callback that thread was running is stopped
+  /// (its handler was on that thread's stack). Called from inside one of this loop's own
+  /// callbacks (a forking server's accept handler), the iteration goes on when the callback
+  /// returns, and run_once() stays refused until then.
+  /// Posted tasks not yet run at the fork are the parent's: the child drops them, neither
+  /// running nor destroying them (another thread may have been halfway through post(); what
+  /// they hold stays allocated until the child exits). post() works again at once, even if
+  /// a thread of the parent was inside post() at the fork. A stop() requested before the
+  /// fork still applies.
+  /// Safe as long as, at the fork, the loop thread was not itself inside a call into the
+  /// library (watch(), after(), a handle's stop(), ...): those update state a fork cannot
+  /// repair. Not thread-checked.
   std::error_code after_fork() noexcept;
 
   /// The loop's cached time, updated before and after each poll.

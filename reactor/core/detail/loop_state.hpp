@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "reactor/core/backend.hpp"
@@ -86,7 +87,10 @@ struct LoopState {
   pid_t owner_pid = 0;
 
   std::atomic<bool> stop_requested{false};
-  bool dispatching = false;
+  // The thread running this loop's callbacks (phases 2 to 6), or none. A thread id rather
+  // than a flag so that after_fork() can tell a fork from inside one of the callbacks (this
+  // thread keeps dispatching) from one made elsewhere (the dispatching thread is gone).
+  std::thread::id dispatcher{};
   std::int64_t now_ns = 0;
   std::uint64_t iterations = 0;
 };

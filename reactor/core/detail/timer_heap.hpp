@@ -51,6 +51,13 @@ class TimerHeap {
   std::size_t size() const noexcept { return heap_.size(); }
   /// Ids alive (scheduled or fired and not released).
   std::size_t alive_count() const noexcept { return alive_; }
+  /// Calls `f(id)` for every timer alive but not in the heap: fired, its callback running.
+  template <class F>
+  void for_each_fired(F f) const {
+    for (std::uint32_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].alive && slots_[i].heap_pos == kNotInHeap) f(TimerId{i, slots_[i].generation});
+    }
+  }
   /// Checks the heap property and the index links; for tests.
   bool valid() const noexcept;
 
