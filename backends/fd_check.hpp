@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 // For the backends whose mechanism does not check the fd itself (select, poll): the same
 // answers epoll gives at EPOLL_CTL_ADD, so every backend refuses the same fds the same way.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The one place that names every backend. Which ones exist is decided by CMake, which
 // writes backend_list.inc: one REACTOR_BACKEND(name) line for each backend it compiled.
 #include <cstdlib>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /*
  * uv backend: a real libuv loop.
  *

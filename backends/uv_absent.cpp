@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Built instead of uv.cpp when the library is configured without libuv
 // (REACTOR_WITH_LIBUV=OFF): Reactor(uv_loop_t*) stays declared, and says why it cannot work.
 #include <stdexcept>

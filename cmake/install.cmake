@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Installation: public headers, the library, an exported CMake package (reactor::reactor)
 # and a pkg-config file. Included last by the top-level CMakeLists.txt.
 #

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // An echo server: every byte a client sends comes back, on any backend.
 //   echo_server [ADDR] [BACKEND]      e.g. echo_server 127.0.0.1:7000 poll
 #include <algorithm>

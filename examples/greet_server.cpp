@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Lesson 6, the greeting server in the event style: with Model::reactor no handler ever
 // blocks; the server calls an EventHandler's methods as things happen on the connection.
 //   greet_server [ADDR]       (default 127.0.0.1:21567; try `nc 127.0.0.1 21567`)

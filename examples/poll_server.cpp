@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Lesson 8, the poll() server one level lower: the loop (on the "poll" backend) reports only
 // that an fd is readable, through an IoWatcher, and we ::recv() ourselves as Python does.
 //   poll_server [ADDR]        (default 127.0.0.1:21567; connect with `nc` and type)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Lesson 7, the select() server written on the loop itself, no server class: a Reactor on
 // the "select" backend, a Listener that accepts, and a Connection per client.
 //   select_server [ADDR]      (default 127.0.0.1:21567; connect with `nc` and type)

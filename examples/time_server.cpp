@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Lesson 1, a time-stamp server: a StreamServer with the sync model serves one client at a
 // time, as Python's plain TCPServer does, and answers each line with "[ctime()] line".
 //   time_server [ADDR]        (default 127.0.0.1:21567; try `nc 127.0.0.1 21567`)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Lesson 5, a client for udp_upper_server: each line of stdin goes out as one datagram and
 // the reply is awaited by running the loop one iteration at a time, up to a deadline.
 //   printf 'hello\nworld\n' | udp_upper_client [ADDR]  (default 127.0.0.1:21567)

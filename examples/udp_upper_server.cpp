@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Lesson 4, an upper-case server over UDP: a DatagramServer calls the handler once per
 // datagram and sends what it replies back to the sender (Python's UDPServer).
 //   udp_upper_server [ADDR]   (default 127.0.0.1:21567; talk to it with udp_upper_client)

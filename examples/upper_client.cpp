@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Lesson 3, a client for upper_server: connect once, then send each line of stdin and print
 // the reply. The connect runs on a Reactor (Connector); the talk is blocking (BlockingStream).
 //   printf 'hello\nworld\n' | upper_client [ADDR]      (default 127.0.0.1:21567)

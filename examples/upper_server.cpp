@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Lesson 2, a threaded upper-case server: Model::threading gives each client a thread of its
 // own (Python's ThreadingTCPServer), so a slow client never holds up the others.
 //   upper_server [ADDR]       (default 127.0.0.1:21567; talk to it with upper_client)

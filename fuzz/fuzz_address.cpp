@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // fuzz_address: every way reactor::Address is built from outside data (tests-required H3,
 // contract in reactor/net/address.hpp).
 //

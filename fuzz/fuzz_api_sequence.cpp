@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // fuzz_api_sequence: one sequence of Reactor operations, decoded from the input, run on every
 // backend compiled in (select, poll, epoll, uv), each in a fresh loop over fresh sockets; the
 // backends must agree, and each must keep the contract of reactor/core/backend.hpp and

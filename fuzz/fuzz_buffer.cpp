@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // fuzz_buffer: reactor::Buffer and reactor::LineReader against a std::string model
 // (tests-required H1 and H2, contract in reactor/net/buffer.hpp).
 //

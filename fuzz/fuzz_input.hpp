@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// Reads a fuzzer input front to back: small integers, choices from tables and byte strings.
 /// Past the end every read returns zero / empty, so decoders need no length checks and a

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes the hand-made seeds of fuzz/corpus/<target>/seed-*: one small input per scenario of
 tests-required.md that the fuzzers should start from (H1, H2, H3, R2, R3, R6, T1 ...), encoded
 for each target's decoder (see the header comment of fuzz/fuzz_<target>.cpp). The rest of the

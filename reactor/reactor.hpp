@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// Every public header of reactor in one include, for programs that would rather not pick:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// Command-line checks shared by reactor-serve, reactor-client and reactor-load (CLI11).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """python3 -m bench.compare: runs the comparison and writes the report. See scripts/bench."""
 
 import argparse

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What the numbers were measured on: CPU, kernel, compiler and package versions."""
 
 import os

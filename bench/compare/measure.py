@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """One measurement: a fresh server on one CPU, reactor-load on the other, one JSON result."""
 
 import json

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The results as a Markdown report (stdout and report.md), JSON and CSV."""
 
 import csv

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """SVG plots drawn by gnuplot from the summary: one data file and one script per plot, both
 kept next to the SVG so a plot can be redrawn or restyled by hand.
 

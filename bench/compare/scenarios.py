@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What is measured: the scenarios (a)-(f), the models ladder and the idle-memory probe."""
 
 import dataclasses

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Tests the comparison harness: its arithmetic on made-up runs, then one small real run.
 
     python3 bench/compare/selftest.py BUILD_DIR

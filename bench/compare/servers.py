@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The servers under test: how to start each one, and how to find and stop it."""
 
 import dataclasses

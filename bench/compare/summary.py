@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """From raw measurements to medians, ranges and ratios (no I/O here)."""
 
 import statistics

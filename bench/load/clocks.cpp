@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "bench/load/clocks.hpp"
 
 #include <dirent.h>

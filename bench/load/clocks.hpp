@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// The clocks a run reads: wall time for the window and latencies, CPU time for costs.

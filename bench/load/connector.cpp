@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "bench/load/connector.hpp"
 
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// Opening many connections at once without overrunning the server's listen backlog: at most

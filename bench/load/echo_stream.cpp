@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "bench/load/echo_stream.hpp"
 
 #include <sys/socket.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// One connection's echo bookkeeping: how far its pattern stream (pattern.hpp) has been sent,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "bench/load/endpoint.hpp"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// The server's address and the few socket calls needed to reach it, non-blocking.

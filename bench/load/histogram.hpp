@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// A log-bucket latency histogram, HdrHistogram-like: exact below 128, then 64 buckets per

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "bench/load/load_run.hpp"
 
 #include <sys/resource.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // reactor-load: a load generator for echo servers, independent of the reactor library.
 //
 //   reactor-load --connect ADDR --conns N [--idle I] --size S [--pipeline K] --seconds T

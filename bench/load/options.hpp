@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// What reactor-load was asked to do: the parsed command line, nothing else.

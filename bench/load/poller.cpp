@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The one file of reactor-load that includes <sys/epoll.h>.
 #include "bench/load/poller.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// reactor-load's own readiness loop: a thin level-triggered epoll wrapper. The load generator

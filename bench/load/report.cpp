@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "bench/load/report.hpp"
 
 #include <cmath>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// What a run measured, and its one-line JSON form (the tool's only stdout output).

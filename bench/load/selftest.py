@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Self-test of reactor-load against small Python servers (standard library only).
 
     selftest.py PATH/TO/reactor-load

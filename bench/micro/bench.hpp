@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// What the benchmark files share: registration entry points (main.cpp calls them at run

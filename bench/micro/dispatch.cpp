@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // BM_Dispatch: nanoseconds per event for the socketpair ring of libevent's test/bench.c
 // (see fd_ring.hpp), for every backend and for a raw epoll loop doing the same work.
 #include <cstddef>

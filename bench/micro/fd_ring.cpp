@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "bench/micro/fd_ring.hpp"
 
 #include <sys/socket.h>

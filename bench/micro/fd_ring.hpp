@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// The workload of libevent's test/bench.c (and libev's copy of it): P non-blocking AF_UNIX

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // reactor_bench's main: Google Benchmark's, plus two things BENCHMARK_MAIN cannot do.
 // - Benchmarks are registered at run time, one per compiled backend.
 // - The fd limit is raised first: the dispatch ring needs 2 fds per pair.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // BM_Post: what Reactor::post() costs per task, all the way to the task running on the loop
 // thread. cross_thread: a producer thread posts while the loop runs (the path every other
 // thread uses to reach a loop: mutex, queue, eventfd wake-up). loop_thread: the loop posts

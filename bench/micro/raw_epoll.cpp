@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The one file outside backends/ that includes <sys/epoll.h>: it is the reference the
 // library is measured against, so it must not go through the library.
 #include "bench/micro/raw_epoll.hpp"

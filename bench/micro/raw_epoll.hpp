@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// The reference for the dispatch benchmark: the same ring driven by a hand-written

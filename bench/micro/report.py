@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Prints Markdown tables from reactor_bench's Google Benchmark JSON files.
 
     bench/micro/report.py RESULTS_DIR [--note TEXT]...

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // BM_Timers: a million timers at once. Through the loop (Reactor::after, Timer::cancel,
 // firing in run_once) on the epoll backend, and the bare TimerHeap underneath it. Each
 // iteration is a million operations; setup and teardown between them are untimed.

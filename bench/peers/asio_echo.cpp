@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // peer-asio: the echo on standalone asio, in the shape of asio's own async_tcp_echo_server
 // example: a session shared_ptr kept alive by its pending handler, async_read_some of up to
 // 64 KiB into the session's buffer, then async_write of exactly those bytes (which loops

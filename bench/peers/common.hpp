@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// What every peer echo server shares, and nothing of how it handles events: the limits

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // peer-epoll: the hand-written epoll reference, the honest floor the libraries are measured
 // against. Level-triggered; a connection is registered for EPOLLIN while it is reading and
 // for EPOLLOUT only while it has output pending, and interest changes cost one epoll_ctl.

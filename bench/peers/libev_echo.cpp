@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // peer-libev: the echo on libev's default loop (epoll on Linux), as its users write it. libev
 // only watches fds, so the sockets, the read buffer and the output queue are ours, as in
 // the raw loops: one ev_io per connection, re-armed with stop/set/start when interest

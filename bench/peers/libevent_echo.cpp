@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // peer-libevent: the echo on libevent 2.1 bufferevents, as its own samples write it. An
 // evconnlistener accepts; each connection is a socket bufferevent whose read callback moves
 // the input buffer's chains onto the output buffer (evbuffer_add_buffer: no copy), and

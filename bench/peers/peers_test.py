@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Checks the peer echo servers: peers_test.py PEER_EXECUTABLE...
 
 Each peer is started as `PEER 127.0.0.1:0` and must print exactly one line,

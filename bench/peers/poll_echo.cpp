@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // peer-poll: the hand-written poll(2) reference for the reactor's poll backend. The same
 // echo as peer-epoll: POLLIN while reading, POLLOUT only while output is pending, one read
 // of up to 64 KiB per readiness written straight back, the rest queued.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // peer-select: the hand-written select(2) reference for the reactor's select backend. The
 // same echo as peer-epoll: read interest while reading, write interest only while output
 // is pending, one read of up to 64 KiB per readiness written straight back, the rest queued.

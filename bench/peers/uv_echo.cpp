@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // peer-uv: the echo on libuv, as a careful libuv user writes it. Every read lands in one
 // loop-wide 64 KiB buffer (alloc_cb hands out the same block: the data is consumed before
 // the callback returns), and goes straight back with uv_try_write; only what the kernel

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// Debug checks: API misuse stops the program at the mistake instead of surfacing later as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// Running a handler whose owner may be destroyed or changed by the call itself: how the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The handles forward to their Reactor while it lives; each is inert after it is gone.
 //
 // stop() and cancel() detach the handle from its loop before anything else: the call may

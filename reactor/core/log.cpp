@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/core/log.hpp"
 
 #include <atomic>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// The library's own diagnostics: one process-wide hook instead of writes to stderr.

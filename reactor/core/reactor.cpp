@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/core/reactor.hpp"
 
 #include <sys/eventfd.h>

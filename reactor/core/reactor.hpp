@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// The event loop. One Reactor runs callbacks when fds become ready, timers fire, other

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// Socket addresses: IPv4, IPv6, Unix path and Linux abstract Unix names, as values.

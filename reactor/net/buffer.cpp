@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/net/buffer.hpp"
 
 #include <sys/uio.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// A byte buffer for connections: one contiguous readable region, cheap consumption from the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/net/connection.hpp"
 
 #include "reactor/core/handler_call.hpp"

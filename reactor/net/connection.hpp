@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// A buffered, ordered, flow-controlled stream connection (TCP or Unix stream) on a Reactor.

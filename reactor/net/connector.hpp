@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// An asynchronous stream connect (TCP or Unix) with a timeout.

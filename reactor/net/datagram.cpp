@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/net/datagram.hpp"
 
 #include "reactor/core/handler_call.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/net/listener.hpp"
 
 #include "reactor/core/handler_call.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// A listening stream socket (TCP or Unix) that accepts in batches on a Reactor.

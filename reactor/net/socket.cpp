@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/net/socket.hpp"
 
 #include "reactor/net/detail/fd_shortage.hpp"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// An owned socket fd: non-blocking and close-on-exec from birth, closed on destruction.

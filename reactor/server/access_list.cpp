@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/server/access_list.hpp"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// An allow-list of CIDR ranges, ready to be a server's verify_request.

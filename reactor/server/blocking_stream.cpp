@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/server/blocking_stream.hpp"
 
 #include <fcntl.h>

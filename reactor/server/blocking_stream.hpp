@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// A blocking, buffered reader and writer over one stream socket: Python's rfile and wfile

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/server/datagram_server.hpp"
 
 #include <sys/socket.h>

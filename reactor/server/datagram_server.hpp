@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// A datagram server (UDP over IPv4/IPv6, or Unix datagram): Python's UDPServer and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/server/handlers.hpp"
 
 namespace reactor {

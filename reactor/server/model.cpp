@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/server/model.hpp"
 
 #include <array>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// The concurrency models a server can use, chosen by a value (not by inheritance, as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// How a server serves: its model, limits, timeouts and hooks (Python's class attributes and

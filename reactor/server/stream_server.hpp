@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// A stream server (TCP over IPv4/IPv6, or Unix stream): Python's TCPServer and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Steady state allocates nothing per event: after a warm-up, 10,000 ping-pong events
 // dispatched through run_once() make no call to operator new, on every backend.
 //

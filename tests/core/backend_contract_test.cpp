@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The backend contract (the comment at the top of reactor/core/backend.hpp), checked clause
 // by clause on every compiled backend, driving make_backend() directly: no Reactor in
 // between, so clauses the loop never exercises (a replaced token, ENOENT from modify(), a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Bad registrations, an fd closed behind the reactor's back then modified, and an fd closed
 // behind the reactor's back (one notification or one error, never a spin).
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The debug checks (reactor/core/debug.hpp), on every backend.
 //
 // Death tests: each kind of misuse aborts with one line on stderr naming the call.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // An exception thrown by a callback propagates out of run_once()/run(), and the loop stays
 // usable: the watcher that threw keeps its handler, later posted tasks still run once, and a
 // repeating timer keeps repeating.

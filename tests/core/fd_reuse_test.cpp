@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Close and reuse the number, many ready and one stops the rest, no junk after close with
 // a duplicated descriptor.
 #include <fcntl.h>

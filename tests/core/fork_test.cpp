@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Reactor::after_fork() on every backend: a child that calls it can use the loop it
 // inherited (timers, the watched fds, post) and tear it down, and none of that disturbs the
 // parent's loop, which keeps delivering fd events and cross-thread posts while and after the

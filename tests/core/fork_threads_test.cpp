@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Reactor::after_fork() in a child forked from a multithreaded parent, on every backend: the
 // child's thread takes the loop over whatever the parent's other threads were doing at the
 // fork.

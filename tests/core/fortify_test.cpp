@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The release build is compiled with -D_FORTIFY_SOURCE=3 (CMakePresets.json). Level 3
 // checks copies into buffers whose size is known only at run time (via
 // __builtin_dynamic_object_size), which level 2 cannot. This test proves the level is in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The I/O watcher contract of reactor.hpp / io_watcher.hpp / backend.hpp, clause by clause,
 // on every backend: level triggering, what each Interest delivers, Interest::none, stopping
 // and destroying watchers from callbacks, no callback from inside a call into the library,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The loop's lifecycle on every backend: stop() from a callback ends run() within one
 // iteration, run_once(timeout) with nothing to do waits that timeout, stop() before run(),
 // and destroying a Reactor while IoWatchers, Timers, SignalWatchers and posted tasks live.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The log hook: one process-wide handler receives the library's diagnostics with a level;
 // reports below the threshold are dropped; an empty handler restores the default (stderr);
 // a throwing handler loses only its report; long reports are cut and say so.

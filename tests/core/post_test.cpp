@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Cross-thread post(), stop() and unwatch, on every backend. Meant to be TSan clean:
 // everything a task touches belongs to the loop thread, the other threads only call post()
 // and stop(), and every thread is joined before its results are read.

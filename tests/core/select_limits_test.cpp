@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Fds at and above FD_SETSIZE (1024): every backend watches them and reports them correctly,
 // the select backend included (it sizes its sets itself), mixed with low fds.
 #include <fcntl.h>

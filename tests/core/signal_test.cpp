@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Interrupted waits (EINTR) and signal watchers on every backend: an interrupted wait keeps its
 // timeout, a signal watcher can stop a blocked run(), signals raised before the loop runs, two
 // kinds at once, one during another's callback, previous dispositions restored, two watchers and

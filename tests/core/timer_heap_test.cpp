@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Pure unit tests of reactor::detail::TimerHeap (no loop, no backend).
 #include "reactor/core/detail/timer_heap.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The timer contract of reactor.hpp / timer.hpp on every backend: never early on the
 // monotonic clock, enormous and negative delays, repeating timers, order within a tick, 0 ms
 // timers on the next iteration, cancel and destroy (also from callbacks), Timer::active().

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Built only when the library has no libuv (REACTOR_WITH_LIBUV=OFF): Reactor(uv_loop_t*) is
 // still declared, so that code naming it compiles, and it refuses with a reason.
 #include <gtest/gtest.h>

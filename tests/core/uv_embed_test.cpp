@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A Reactor hosted by a libuv loop the program owns (Reactor(uv_loop_t*)): plain libuv
 // handles and the Reactor's watchers, timers and posted tasks share one loop, and either
 // driver runs both: the program's own uv_run(), or Reactor::run()/run_once(). stop() ends

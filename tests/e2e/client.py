@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """reactor-client in a pipe (echo "hello" | reactor-client ADDR) against reactor-serve over
 one transport: the replies it prints, its exit status, and its errors.
 

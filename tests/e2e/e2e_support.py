@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """What every end-to-end test shares: the command line, a running reactor-serve, the
 tutorial-style clients for each transport, and a tiny runner that names each case.
 

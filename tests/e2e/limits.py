@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """reactor-serve's run-time behaviour: signals stop it at once even with clients connected,
 --idle-timeout and --max-connections hold, print's lines stay whole from many threads and
 children, and IPv6 works.

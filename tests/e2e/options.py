@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The command lines of reactor-serve, reactor-client and reactor-load: bad options exit 2
 and an address that cannot be had exits 1, each with one clear line on stderr that starts
 with the program's name and says why, nothing on stdout, and no stack trace; --help and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Every service of reactor-serve over the given transports with one model (and backend):
 each reply checked byte for byte by a tutorial-style client, then SIGTERM, a clean exit,
 the summary line counting exactly the requests made, and nothing left behind.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The issue's "done when": reactor-serve serves 1,000 concurrent clients correctly.
 
 One process, one selector, 1,000 non-blocking sockets over loopback: all connect first, then

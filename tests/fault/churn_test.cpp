@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Connection churn against a StreamServer (reactor model, and pool with two loops) over TCP on
 // 127.0.0.1, on every backend: 2,000 cycles of connect / send a line / read the echo / close, at
 // most 50 in flight, the close done three ways in turn:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // fd exhaustion at the server level, on every backend. tests/net/listener_test.cpp checks
 // the Listener's EMFILE back-off with 10 clients in-process; here a whole StreamServer
 // (reactor model) runs in a forked child whose RLIMIT_NOFILE is 64, and clients arrive in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // fork() with a running loop, on every backend. tests/core/fork_test.cpp checks that a child
 // can use its loop after Reactor::after_fork() and that the parent's loop still wakes; here
 // the child does everything a program might do to the registrations it inherited, and the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A peer that resets while a large write is queued, on every backend, with SIGPIPE at its
 // default disposition (asserted first: a single send without MSG_NOSIGNAL kills the test
 // process). tests/net/peer_failure_test.cpp resets under a 4 MiB flush; here 32 MiB

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A storm of signals, on every backend: another thread sends SIGUSR1 and SIGUSR2 to the
 // process, a pair every 25 us, for about a second, while on one loop 20 connection pairs (TCP
 // v4 and Unix stream, alternately) echo 1,000 lines each in ping-pong and a 5 ms repeating

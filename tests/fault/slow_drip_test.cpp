@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A slow drip (slowloris), on every backend: a client sends one byte every 20 ms and never
 // completes a line. The idle timeout (150 ms) is longer than the drip interval, so each byte
 // keeps the connection from being idle; the absolute deadline (500 ms) must cut it anyway,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A slow reader, on every backend: a StreamServer (reactor model) pushes 256 MiB of a
 // position-dependent pattern to one client over TCP on 127.0.0.1, with flow control — it
 // stops producing when Connection::queued() reaches the high watermark (1 MiB) and resumes

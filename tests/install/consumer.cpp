@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The smallest program that uses an installed reactor, through the umbrella header alone: a
 // 1 ms timer stops the loop. Every public header is compiled with it.
 #include <chrono>

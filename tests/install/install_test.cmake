@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Registers the install tests. Included from tests/CMakeLists.txt.
 #   InstallConsumer: install this build (its flags: sanitizers, shared or static) into a
 #     scratch prefix, then build and run tests/install/ against it with find_package, and

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Runs README.md's build, install and consume commands exactly as a reader copies them.
 
 A block the test takes is marked by an HTML comment (invisible when rendered) on the line

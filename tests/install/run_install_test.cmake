@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # cmake -P script behind the InstallConsumer test (see install_test.cmake for its inputs).
 cmake_minimum_required(VERSION 3.25)
 

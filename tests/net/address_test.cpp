@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Pure unit tests of reactor::Address (no loop, no backend), including hostile address text.
 #include "reactor/net/address.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Buffer allocation failure on every backend, over TCP v4, TCP v6 (when ::1 exists) and Unix
 // stream: a buffer allocation that fails (injected with reactor::set_buffer_allocator) when a
 // connection's input must grow, and when a send must queue, gives that connection an error — the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Pure unit tests of reactor::Buffer (no loop, no backend), including buffer arithmetic
 // allocator failure injection and read_from over a socket pair.
 #include "reactor/net/buffer.hpp"

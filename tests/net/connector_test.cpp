@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Connector on every backend, over TCP v4, TCP v6 (when ::1 exists) and Unix stream: the
 // handler runs exactly once and never inside connect() or cancel() — on success, on refusal,
 // on cancel, on timeout against a full backlog and when the returned handle is dropped —

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // DatagramSocket on every backend, over UDP v4, UDP v6 (when ::1 exists) and Unix datagram:
 // sizes (boundaries, truncation, EMSGSIZE), an ICMP error (on a connected UDP socket it
 // reaches a callback, the socket stays usable and the loop does not stall or spin), and the

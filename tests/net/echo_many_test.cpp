@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The README echo server (examples/echo_server.cpp, replicated line for line below: the same
 // classes used the same way) serving 1,000 concurrent loopback clients on every backend, over
 // TCP v4, TCP v6 (when ::1 exists) and Unix stream. The clients are raw non-blocking sockets

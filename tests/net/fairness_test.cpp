@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Callbacks and fairness of stream connections, on every backend and every stream transport:
 // no callback ever runs inside a call into the library (a fresh stack), the per-iteration
 // read bound, and one connection flooding does not starve 100 doing ping-pong.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Flow control of stream connections on every backend and every stream transport: paused
 // reading does not spin, pause/resume, high and low watermarks, and the input and output
 // caps.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Pure unit tests of reactor::LineReader (no loop, no backend), including line limits.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A graceful close while the peer's input is still unread, on every backend, over TCP v4,
 // TCP v6 (when ::1 exists) and Unix stream. Linux answers a close with unread input by a
 // reset, and the reset can destroy the answer still in flight; so the library shuts down the

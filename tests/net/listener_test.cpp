@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Listener on every backend, over TCP v4, TCP v6 (when ::1 exists) and Unix stream: port 0,
 // accepting a burst in bounded batches, a connection limit built on pause/resume, fd exhaustion
 // back-off (EMFILE), closing the accepted socket and destroying the Listener inside the accept

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What a misbehaving or vanishing peer does to a connection, on every backend and every
 // stream transport: connect failures, peer close and reset (and SIGPIPE), close with more
 // events pending.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Behaviour of buffered stream connections on every backend and every stream transport
 // (TCP over 127.0.0.1 and ::1, Unix stream): integrity, writing a lot, order and half
 // close.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # cmake -P script behind the SharedLibraryExports test (see package_test.cmake for its
 # inputs). With -DLIBRARY=path/libreactor.so it only checks that file (no build).
 cmake_minimum_required(VERSION 3.25)

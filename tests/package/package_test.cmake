@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Registers the exported-symbols test: builds the library once more as a shared library, in
 # its own build tree, and checks with nm that it exports the public API and no
 # reactor::detail symbol. Included from tests/CMakeLists.txt.
@@ -19,3 +20,8 @@ add_test(NAME SharedLibraryExports
                  -DCONSUMER=${CMAKE_CURRENT_LIST_DIR}/../install/consumer.cpp
                  -P ${CMAKE_CURRENT_LIST_DIR}/check_exports.cmake)
 set_tests_properties(SharedLibraryExports PROPERTIES TIMEOUT 900 LABELS package)
+
+# Every source file carries its SPDX license line (LICENSE is MIT).
+add_test(NAME LicenseHeaders
+         COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_LIST_DIR}/license_headers.py ${PROJECT_SOURCE_DIR})
+set_tests_properties(LicenseHeaders PROPERTIES TIMEOUT 60 LABELS package)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // AccessList: CIDR parsing (good and hostile input), matching over IPv4, IPv6 and
 // IPv4-mapped clients, Unix clients, and use as a server's verify_request callable.
 // Pure unit tests: no loop, no backend, no sockets.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Constructors that cannot build a usable server throw and hold nothing after, on every
 // backend. 1,000 constructions on an address in use (TCP, UDP, Unix path, Unix abstract; the
 // port held by a plain listening or bound socket without SO_REUSEADDR) and 1,000 with an

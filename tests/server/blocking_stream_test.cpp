@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // BlockingStream: lines (LF, CRLF, lone CR, NUL, split delimiters), the line cap, exact
 // and partial reads, buffered writes, timeouts, cancellation through an eventfd, a vanished
 // peer (never SIGPIPE), half-close, and 16 MiB each way under a storm of signals.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Closing inside the accept path, on every backend. Nothing may be closed twice and
 // nothing delivered after the close. A library that closes an fd number a second time
 // closes whatever the program opened in the meantime; so right after each close the test

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The connection limit. max_connections = 100 and 300 clients, each sending "hi\n" at
 // once and keeping its connection until the test hangs up:
 // - never more than 100 are served at once (counted by the handlers themselves, in shared

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // EventHandler's hooks, through a StreamServer on the event models (reactor, pool) over every
 // backend: data (what a handler leaves stays for the next call), the high and low watermarks
 // (by default reading pauses at the high one and resumes at the low one; a handler that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Shutdown drains on every model: clients that have their answers and clients in the middle
 // of a request both see a clean end of stream with every byte, a handler that does not
 // finish is cut at the drain deadline, the counters say which was which, and a Ctrl-C that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // handle_request() and handle_timeout, on every model, stream (TCP) and datagram (UDP):
 // no request within options.timeout calls handle_timeout once and returns false; one call
 // serves exactly one client, the next waits for the next call.

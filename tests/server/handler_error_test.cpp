@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Handler errors and refused requests, on every model (the event models over every
 // backend). A handler that throws: ServerOptions::handle_error runs exactly once, with that
 // client's address and that exception; that connection is closed (the client reads EOF or a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The idle timeout. 200 clients connect and send nothing: each is closed by the server
 // at idle_timeout (1 s) +- 20 %, measured from its own connect; meanwhile a busy client doing
 // request/response every 10 ms over one connection keeps its p99 latency under 100 ms, and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The blocking models close a client's socket after its handler returns. When the client sent
 // more than the handler read, a plain close would make Linux reset the connection, and the
 // reset can destroy the answer in flight. Under the sync model (the threading and forking

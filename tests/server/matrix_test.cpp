@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Every transport (TCP, Unix stream, UDP, Unix datagram) on every model (sync, threading,
 // forking, reactor, pool): 3 sequential and then 50 concurrent clients each get their line
 // echoed; after shutdown() and server_close() the listening socket is closed (fileno() is -1,

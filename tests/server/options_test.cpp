@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ServerOptions: the idle timeout is one knob for every model; the per-connection options of
 // the reactor and pool models carry everything else of Connection::Options, with its defaults.
 #include "reactor/server/options.hpp"

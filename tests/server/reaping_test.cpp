@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Threads and children are reaped, on every backend (the loop's backend carries the
 // thread-finished posts and the SIGCHLD wake-ups).
 // - Threading: 1,000 sequential requests; the live thread count, sampled every millisecond,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ServerOptions::shutdown_signals: a watched signal shuts a server down at once, even while
 // a sync handler blocks the serving thread, on every model; dispositions come back after.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Shutdown on every backend. Twenty servers (every transport x every model) shut down at
 // once from twenty threads: each serving thread returns within 1 s. shutdown() twice,
 // server_close() twice, shutdown() after close: harmless. A server that never served: shutdown

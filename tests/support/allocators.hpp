@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// A buffer allocator that fails on demand, installed for a scope.
 #include <atomic>

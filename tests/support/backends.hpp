@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// Parameterising a suite over every compiled backend:
 ///

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// Plain blocking clients for servers, every wait bounded by SO_RCVTIMEO/SO_SNDTIMEO: stream
 /// and datagram requests, reading a line or to the end, hanging up for sure, and telling

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// Assertions on error codes and exceptions, and throwing from errno.
 #include <gtest/gtest.h>

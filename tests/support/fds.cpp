@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tests/support/fds.hpp"
 
 #include <dirent.h>

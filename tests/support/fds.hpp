@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// File descriptors in tests: an owning Fd, socket pairs that close themselves, the process's
 /// open fds and an fd-leak check, RLIMIT_NOFILE saved and restored, socket inodes, and pipes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// Bytes through raw fds with plain system calls (no library in the way): writing all,
 /// writing what fits, filling a socket, reading what is there, waiting for readiness.

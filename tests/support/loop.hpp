@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// Driving a Reactor from a test, always bounded: run until a condition holds, run a few
 /// iterations, count iterations over a span, count what an I/O watcher saw, and a watchdog

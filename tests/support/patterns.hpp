@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// Bytes a test can check at the other end: a position-dependent pattern cheap enough for
 /// hundreds of MiB, random bytes, the first difference of two strings, and a checksum.

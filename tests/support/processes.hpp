@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// The process around a test: its threads and children (read from /proc), CPU time, forked
 /// children that cannot outlive their test, and a line channel between processes.

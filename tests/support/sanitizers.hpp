@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// Which sanitizer, if any, this test binary is built with, for the few tests that must
 /// know: allocation counting (sanitizers allocate behind our back), forking from threads

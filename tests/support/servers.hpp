@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// Servers in tests: the models and the parameter cases that run them (each on the backends
 /// it uses), echo handlers of every kind, a serving thread that cannot outlive its test, a

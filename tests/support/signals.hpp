@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// Signal dispositions saved, replaced and restored per test, a counting handler, and a
 /// scoped unblock.

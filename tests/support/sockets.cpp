@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tests/support/sockets.hpp"
 
 #include <dirent.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// Sockets in tests, made with plain system calls so that no library code is in the way:
 /// the loopback transports to loop over and where to bind them, connected stream pairs whose

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// Clocks and waits without a loop: durations for messages, polling a condition with a
 /// bound, sampling a value on a thread of its own, and a per-test hang guard.

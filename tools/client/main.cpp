@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // reactor-client: sends each line of standard input to a server and prints each reply, as
 // the tutorials' clients do, in a pipe or at a terminal.
 //   echo hello | reactor-client 127.0.0.1:21567

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // reactor-serve: the tutorial services on any transport, model and backend, in one program.
 //   reactor-serve upper --model threading
 //   reactor-serve time --transport udp --bind 127.0.0.1:0

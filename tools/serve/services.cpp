@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "services.hpp"
 
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// The services of reactor-serve, after the Python socketserver tutorials. Each service is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// A backend whose waits can also be made by a loop the Reactor does not own: the uv backend
 /// on a caller's uv_loop_t, which the caller drives with its own uv_run(). Internal: only

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// The Reactor's private state. Internal: only reactor.cpp and handles.cpp include it.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/core/detail/signal_registry.hpp"
 
 #include <signal.h>

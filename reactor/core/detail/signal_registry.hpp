@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// Process-wide signal plumbing shared by every Reactor. Each loop that watches signals owns
 /// one of a fixed number of "targets": a wake-up fd, a mask of the signals it wants and a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/core/detail/timer_heap.hpp"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// The loop's timer queue: a 4-ary min-heap of deadlines with stable ids, so that a timer can
 /// be cancelled in O(log n) and a stale id (cancelled, fired and reused) is recognised by its

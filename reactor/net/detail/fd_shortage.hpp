@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 // Between the listeners (listener.cpp) and the library's own closes (socket.cpp): a listener
 // backing off for lack of fds retries at once when this thread frees one.

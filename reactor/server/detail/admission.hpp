@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// Admission of one loop's clients (stream connections or datagrams) against the server's

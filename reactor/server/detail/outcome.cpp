@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/server/detail/outcome.hpp"
 
 #include <sys/wait.h>

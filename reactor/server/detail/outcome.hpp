@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// How a handler run ended, and the server's counters of those ends. Internal.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// What StreamServerImpl and DatagramServerImpl share: the core, one source (a Listener, a

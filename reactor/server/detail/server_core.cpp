@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/server/detail/server_core.hpp"
 
 #include <sys/eventfd.h>

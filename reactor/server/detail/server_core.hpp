@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #pragma once
 /// \file
 /// What StreamServer and DatagramServer share at run time: the loops (loop 0 on the serving

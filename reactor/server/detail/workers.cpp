@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "reactor/server/detail/workers.hpp"
 
 #include <sys/wait.h>
