@@ -138,8 +138,26 @@ void linger_close(Socket& socket, std::size_t max_bytes,
   using Clock = std::chrono::steady_clock;
   const int fd = socket.fd();
   if (fd < 0) return;
-  if (::shutdown(fd, SHUT_WR) != 0 || max_bytes == 0 || max_time.count() <= 0) {
+  if (::shutdown(fd, SHUT_WR) != 0 || max_bytes == 0) {
     socket.close();  // not connected (or reset already): nothing to linger for
+    return;
+  }
+  char sink[16 * 1024];
+  std::size_t left = max_bytes;
+  // What has arrived already goes at once, waiting or not: unread, it alone makes the reset.
+  for (;;) {
+    const ssize_t n = ::recv(fd, sink, std::min(sizeof sink, left), MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+      socket.close();  // end of stream or an error: nothing more will come
+      return;
+    }
+    if (n < 0) break;
+    left -= static_cast<std::size_t>(n);
+    if (left == 0) break;
+  }
+  if (left == 0 || max_time.count() <= 0) {
+    socket.close();
     return;
   }
   const int flags = ::fcntl(fd, F_GETFL);
@@ -148,8 +166,6 @@ void linger_close(Socket& socket, std::size_t max_bytes,
     return;
   }
   const auto deadline = Clock::now() + max_time;
-  std::size_t left = max_bytes;
-  char sink[16 * 1024];
   for (;;) {
     const auto remaining = deadline - Clock::now();
     if (remaining <= Clock::duration::zero()) break;

@@ -87,8 +87,9 @@ class REACTOR_API Socket {
 /// everything sent and then end of stream, reads and discards what the peer still sends
 /// until it closes, `max_bytes` were discarded or `max_time` passed, then closes `socket`.
 /// Closing with unread input instead would make Linux reset the connection, and the reset
-/// can destroy the answer still in flight. Blocks the calling thread up to `max_time`
-/// (signals do not shorten or lengthen it); `socket` may be blocking or not (it is left
+/// can destroy the answer still in flight. What has arrived already is discarded at once;
+/// then it blocks the calling thread up to `max_time` (zero: not at all; signals do not
+/// shorten or lengthen it); `socket` may be blocking or not (it is left
 /// blocking, then closed). Any thread; `socket` is empty after.
 REACTOR_API void linger_close(Socket& socket, std::size_t max_bytes,
                               std::chrono::nanoseconds max_time) noexcept;

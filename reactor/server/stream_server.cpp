@@ -280,7 +280,8 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
     std::error_code ec;
     stream->flush(ec);
     if (ec || stream->output_lost() || stream->buffered_input() != 0) return Outcome::cut;
-    linger(stream->socket());
+    // Shutting down: discard what has arrived (so no reset), but do not wait for more.
+    linger_close(stream->socket(), Connection::Options{}.linger_bytes, std::chrono::nanoseconds{0});
     return Outcome::handled;
   }
 

@@ -611,7 +611,11 @@ TEST_P(DebugChecksTest, HandlesClosedOnTheLoopThreadThenDestroyedOnAnother) {
     w = loop.watch(p.a.get(), Interest::read, [](IoEvents) {});
     t = loop.after(1h, [] {});
     s = loop.on_signal(SIGUSR2, [](int) {});
-    c = Connection::make(loop, std::move(pair.ours));
+    // No lingering after close(): the loop would keep watching the fd until the peer,
+    // which this test never closes, hangs up.
+    Connection::Options no_linger;
+    no_linger.linger_timeout = std::chrono::nanoseconds{0};
+    c = Connection::make(loop, std::move(pair.ours), no_linger);
     c->on_close(
         [&](Connection&, reactor::CloseReason, std::error_code) { connection_gone.store(true); });
     c->set_idle_timeout(1h);
