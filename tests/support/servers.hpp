@@ -122,7 +122,7 @@ struct ModelCaseName {
 
 /// Base fixture for suites over ModelCase: warms the backend up (libuv keeps two
 /// process-wide fds after its first loop) so that FdLeakCheck sees only the test.
-/// After the test, the thread count is back where it was and no child is left.
+/// After the test, the thread count is back to at most where it was and no child is left.
 class ModelTest : public ::testing::TestWithParam<ModelCase> {
  protected:
   void SetUp() override {
@@ -130,7 +130,9 @@ class ModelTest : public ::testing::TestWithParam<ModelCase> {
     threads_before_ = thread_count();
   }
   void TearDown() override {
-    EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before_; },
+    // At most as many as before: fewer is a thread from before the test (the sanitizer's,
+    // or one of warm_up's still exiting) that ended meanwhile, not a leak.
+    EXPECT_TRUE(wait_for([&] { return thread_count() <= threads_before_; },
                          std::chrono::milliseconds{2000}))
         << thread_count() << " threads, " << threads_before_ << " before the test";
     EXPECT_TRUE(child_pids().empty()) << child_pids().size() << " children left";
