@@ -122,12 +122,14 @@ struct ListenerState {
     ++retries;
     if (log_enabled(LogLevel::debug)) {
       detail::log(LogLevel::debug, "listener %s: retry %u of accepting, %lld ms into the shortage",
-                  address.to_string().c_str(), retries,
-                  static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             loop.now() - shortage_since)
-                                             .count()));
+                  address.to_string().c_str(), retries, shortage_ms());
     }
     on_ready();  // EAGAIN (nobody waits) or a client: armed again; EMFILE: the next back-off
+  }
+
+  long long shortage_ms() const {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(loop.now() - shortage_since)
+        .count();
   }
 
   void end_shortage() {
@@ -135,11 +137,7 @@ struct ListenerState {
     if (!in_shortage) return;
     in_shortage = false;
     detail::log(LogLevel::info, "listener %s: accepting again after %lld ms and %u retries",
-                address.to_string().c_str(),
-                static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                           loop.now() - shortage_since)
-                                           .count()),
-                retries);
+                address.to_string().c_str(), shortage_ms(), retries);
   }
 
   void enlist() {

@@ -138,46 +138,36 @@ void linger_close(Socket& socket, std::size_t max_bytes,
   using Clock = std::chrono::steady_clock;
   const int fd = socket.fd();
   if (fd < 0) return;
-  if (::shutdown(fd, SHUT_WR) != 0 || max_bytes == 0) {
-    socket.close();  // not connected (or reset already): nothing to linger for
-    return;
-  }
-  char sink[16 * 1024];
-  std::size_t left = max_bytes;
-  // What has arrived already goes at once, waiting or not: unread, it alone makes the reset.
-  for (;;) {
-    const ssize_t n = ::recv(fd, sink, std::min(sizeof sink, left), MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
-      socket.close();  // end of stream or an error: nothing more will come
-      return;
+  // Not connected (or reset already): nothing to linger for.
+  if (::shutdown(fd, SHUT_WR) == 0 && max_bytes != 0) {
+    const auto deadline = Clock::now() + max_time;
+    char sink[16 * 1024];
+    std::size_t left = max_bytes;
+    // What has arrived already goes at once (it alone makes the reset); then, while time is
+    // left, each recv waits for more, made blocking with SO_RCVTIMEO at the time left.
+    bool waiting = false;
+    while (left != 0) {
+      if (waiting) {
+        const auto remaining = deadline - Clock::now();
+        if (remaining <= Clock::duration::zero()) break;
+        const auto us = std::max<long long>(
+            1, std::chrono::duration_cast<std::chrono::microseconds>(remaining).count());
+        const timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+        if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) break;
+      }
+      const ssize_t n = ::recv(fd, sink, std::min(sizeof sink, left), waiting ? 0 : MSG_DONTWAIT);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && !waiting && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        const int flags = ::fcntl(fd, F_GETFL);
+        if (max_time.count() <= 0 || flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+          break;
+        }
+        waiting = true;
+        continue;
+      }
+      if (n <= 0) break;  // end of stream, time is up (EAGAIN), or an error
+      left -= static_cast<std::size_t>(n);
     }
-    if (n < 0) break;
-    left -= static_cast<std::size_t>(n);
-    if (left == 0) break;
-  }
-  if (left == 0 || max_time.count() <= 0) {
-    socket.close();
-    return;
-  }
-  const int flags = ::fcntl(fd, F_GETFL);
-  if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
-    socket.close();
-    return;
-  }
-  const auto deadline = Clock::now() + max_time;
-  for (;;) {
-    const auto remaining = deadline - Clock::now();
-    if (remaining <= Clock::duration::zero()) break;
-    const auto us = std::max<long long>(
-        1, std::chrono::duration_cast<std::chrono::microseconds>(remaining).count());
-    const timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
-    if (::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) break;
-    const ssize_t n = ::recv(fd, sink, std::min(sizeof sink, left), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // end of stream, time is up (EAGAIN), or an error
-    left -= static_cast<std::size_t>(n);
-    if (left == 0) break;
   }
   socket.close();
 }
