@@ -149,7 +149,7 @@ TEST_P(BindFailureTest, AddressInUseThrowsEveryTimeAndLeaksNothing) {
       ASSERT_EQ(open_fd_count(), fds_before) << "construction " << i << " leaked an fd";
     }
   }
-  EXPECT_EQ(thread_count(), threads_before);
+  EXPECT_LE(thread_count(), threads_before);
   // The holders were not disturbed: a socket file is still there, the sockets still bound.
   for (const Held& h : held) {
     EXPECT_EQ(bound_address(h.fd.get()), h.address);
@@ -190,7 +190,7 @@ TEST_P(BindFailureTest, InvalidAddressesThrowEveryTimeAndLeakNothing) {
       ASSERT_EQ(open_fd_count(), fds_before) << "construction " << i << " leaked an fd";
     }
   }
-  EXPECT_EQ(thread_count(), threads_before);
+  EXPECT_LE(thread_count(), threads_before);
 }
 
 TEST_P(BindFailureTest, ServiceWithoutTheHandlerKindTheModelNeedsIsInvalidArgument) {
@@ -220,7 +220,7 @@ TEST_P(BindFailureTest, ServiceWithoutTheHandlerKindTheModelNeedsIsInvalidArgume
       }
     }
   }
-  EXPECT_EQ(thread_count(), threads_before);
+  EXPECT_LE(thread_count(), threads_before);
 }
 
 TEST_P(BindFailureTest, UnknownBackendIsInvalidArgumentAndLeavesTheAddressFree) {
@@ -251,7 +251,7 @@ TEST_P(BindFailureTest, UnknownBackendIsInvalidArgumentAndLeavesTheAddressFree) 
       }
     }
   }
-  EXPECT_EQ(thread_count(), threads_before);
+  EXPECT_LE(thread_count(), threads_before);
 }
 
 REACTOR_INSTANTIATE_ALL_BACKENDS(BindFailureTest);

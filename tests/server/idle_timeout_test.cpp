@@ -188,7 +188,7 @@ TEST_P(IdleTimeoutTest, IdleClientsCloseOnTimeWhileABusyClientStaysFast) {
     serving.stop();
     server.server_close();
   }
-  EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before; }, 2000ms));
+  EXPECT_TRUE(wait_for([&] { return thread_count() <= threads_before; }, 2000ms));
 }
 
 REACTOR_INSTANTIATE_MODEL(IdleTimeoutTest, Threading, threading);

@@ -144,7 +144,7 @@ TEST_P(ServerMatrixTest, EchoesSequentialThenConcurrentClientsAndLeavesNothing) 
       exercise(server, c.transport);
     }
   }
-  EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before; }, 2000ms))
+  EXPECT_TRUE(wait_for([&] { return thread_count() <= threads_before; }, 2000ms))
       << thread_count() << " threads, " << threads_before << " before the server";
   EXPECT_TRUE(child_pids().empty()) << child_pids().size() << " children left";
   EXPECT_TRUE(waitpid_finds_no_child());

@@ -88,7 +88,7 @@ TEST_P(ReapingTest, ThreadingServerKeepsNoFinishedThreads) {
     // finishing while the next starts. Anything growing with the request count fails.
     EXPECT_LT(threads.max(), threads_serving + 2 + 20)
         << "threads: " << threads.max() << " at most, " << threads_serving << " when idle";
-    EXPECT_TRUE(wait_for([&] { return thread_count() == threads_serving; }, 2000ms))
+    EXPECT_TRUE(wait_for([&] { return thread_count() <= threads_serving; }, 2000ms))
         << thread_count() << " threads after the requests, " << threads_serving << " before";
     EXPECT_EQ(open_fd_count(), fds_serving) << "the server's fd count grew";
     EXPECT_LT(fds.max(), fds_serving + 2 + 20);  // the samplers' opendir, client, accepted
@@ -100,7 +100,7 @@ TEST_P(ReapingTest, ThreadingServerKeepsNoFinishedThreads) {
     serving.stop();
     server.server_close();
   }
-  EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before; }, 2000ms))
+  EXPECT_TRUE(wait_for([&] { return thread_count() <= threads_before; }, 2000ms))
       << thread_count() << " threads, " << threads_before << " before the server";
 }
 
@@ -158,7 +158,7 @@ TEST_P(ReapingTest, ThreadingServerNeverRunsMoreThanMaxThreads) {
     serving.stop();
     server.server_close();
   }
-  EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before; }, 2000ms));
+  EXPECT_TRUE(wait_for([&] { return thread_count() <= threads_before; }, 2000ms));
 }
 
 /// Replies "<pid> <1 if the listener's socket is open in this process, else 0>\n" to each
@@ -262,7 +262,7 @@ TEST_P(ReapingTest, ForkingServerReapsEveryChildKeepsTheBoundAndClosesWhatItMust
     EXPECT_TRUE(child_pids().empty());
     EXPECT_TRUE(waitpid_finds_no_child());
   }
-  EXPECT_TRUE(wait_for([&] { return thread_count() == threads_before; }, 2000ms));
+  EXPECT_TRUE(wait_for([&] { return thread_count() <= threads_before; }, 2000ms));
 }
 
 REACTOR_INSTANTIATE_ALL_BACKENDS(ReapingTest);

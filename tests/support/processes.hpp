@@ -28,6 +28,8 @@ namespace reactor::test {
 /// Threads of this process (/proc/self/task), for before/after comparisons. Under TSan the
 /// runtime adds a background thread of its own when the first thread is created; one
 /// throwaway thread is made first so that it is already there in every baseline.
+/// Compare with `<=` against a baseline, never `==`: a thread that was there before (a
+/// runtime's helper, a pool worker winding down from an earlier test) may end meanwhile.
 std::size_t thread_count();
 
 /// Children of this process, zombies included (the union of /proc/self/task/*/children:
