@@ -95,6 +95,24 @@ def retry_starved(build, plan, runs, settings, cpus, logs, progress):
                          "the same server and scenario used"}
 
 
+def memory_plan(build, servers, full):
+    """([(server, MemoryProbe)], [row of the memory table that is not measured]): ours per
+    backend (the reactor model), the other models at their counts, then the peers and
+    references; the rows not measured say why (sync, and servers that cannot hold 10,000)."""
+    conns = scenarios.IDLE_MEMORY_CONNS
+    plan = [(s, scenarios.MemoryProbe()) for s in servers if s.kind == "ours" and s.fits(conns)]
+    for model, probe in scenarios.memory_models(full):
+        plan += [(s, probe) for s in srv.memory_models(build, probe.conns)
+                 if s.name == f"ours-{model}"]
+    plan += [(s, scenarios.MemoryProbe()) for s in servers if s.kind != "ours" and s.fits(conns)]
+    skipped = [{"server": "ours-sync", "kind": "model", "model": "sync", "backend": "epoll",
+                "conns": 0, "status": "skipped", "problem": srv.SYNC_UNMEASURED}]
+    skipped += [{"server": s.name, "kind": s.kind, "model": "", "backend": "", "conns": conns,
+                 "status": "skipped", "problem": f"holds at most {s.max_fds - 16:,} clients "
+                 "(a plain fd_set: FD_SETSIZE)"} for s in servers if not s.fits(conns)]
+    return plan, skipped
+
+
 def main(argv):
     args = parse_args(argv)
     settings = scenarios.Settings.complete() if args.full else scenarios.Settings.quick()
@@ -125,14 +143,17 @@ def main(argv):
             group = list(group)
             random.Random(rnd * 1000 + i).shuffle(group)
             plan += [(rnd, sc, s) for s in group]
-    mem_servers = [s for s in servers if s.fits(scenarios.IDLE_MEMORY_CONNS)] \
-        if wanted("memory") else []
+    mem_plan, mem_skipped = memory_plan(args.build, servers, settings.full) \
+        if wanted("memory") else ([], [])
+    if args.servers:
+        mem_plan = [(s, p) for s, p in mem_plan if s.name in names]
+        mem_skipped = [m for m in mem_skipped if m["server"] in names]
 
     print(f"bench: {len(plan)} runs ({settings.rounds} rounds of {settings.seconds:g} s after "
-          f"{settings.warmup:g} s warm-up) and {len(mem_servers)} memory probes; {cpus.note}",
+          f"{settings.warmup:g} s warm-up) and {len(mem_plan)} memory probes; {cpus.note}",
           file=sys.stderr, flush=True)
     started = datetime.datetime.now().isoformat(timespec="seconds")
-    progress = Progress(len(plan) + len(mem_servers))
+    progress = Progress(len(plan) + len(mem_plan))
     runs = []
     for rnd, sc, s in plan:
         r = measure.measure(args.build, s, sc, settings, cpus, logs)
@@ -141,13 +162,14 @@ def main(argv):
         progress.step(f"round {rnd + 1} ({sc.key}) {sc.title:<24} {s.name:<16} {brief(r)}")
     retried = retry_starved(args.build, plan, runs, settings, cpus, logs, progress)
     memory = []
-    for s in mem_servers:
-        m = measure.idle_memory(args.build, s, scenarios.IDLE_MEMORY_CONNS, cpus, logs)
+    for s, probe in mem_plan:
+        m = measure.idle_memory(args.build, s, probe, cpus, logs)
         memory.append(m)
-        text = (f"{m['bytes_per_conn']:.0f} bytes/conn" if m["status"] == "ok"
+        text = (f"{m['bytes_per_conn']:,.0f} bytes/conn" if m["status"] == "ok"
                 else f"FAILED: {m.get('problem')}")
-        progress.step(f"memory {s.name:<16} {text}")
+        progress.step(f"memory {s.name:<16} {probe.conns:>6,} {text}")
 
+    memory += mem_skipped
     rows = summary.summarise(runs)
     all_names = [s.name for s in servers]
     data = {
@@ -174,7 +196,8 @@ def main(argv):
         "memory": memory,
         "summary": rows,
         "targets": summary.targets(runs, servers, [k for k in scenarios.TARGET_SCENARIOS
-                                                  if wanted(k)]),
+                                                  if wanted(k)])
+        + summary.memory_targets(memory, servers),
         "runs": runs,
     }
     data["machine_line"] = machine.one_line(data["machine"])
@@ -196,7 +219,7 @@ def main(argv):
 
     bad = [r for r in runs if r["status"] != "ok" and not r["server"].startswith("ladder-")]
     bad += [r for r in runs if r["status"] == "failed" and r["server"].startswith("ladder-")]
-    bad += [m for m in memory if m["status"] != "ok"]
+    bad += [m for m in memory if m["status"] == "failed"]
     for r in bad:
         print(f"bench: {r['server']} {r.get('scenario', 'memory')}: {r['status']}: "
               f"{r.get('problem', '')}", file=sys.stderr)

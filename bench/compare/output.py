@@ -4,6 +4,8 @@
 import csv
 import json
 
+from . import summary
+
 
 def _fmt(x, digits=1):
     if x is None:
@@ -29,6 +31,25 @@ def _status(row):
     if row["failed_rounds"]:
         notes.append(f"{row['failed_rounds']}/{row['rounds']} rounds: {row['problem'][:60]}")
     return "; ".join(notes)
+
+
+MEMORY_NOTE = (
+    "Each figure is (the server's memory with the idle clients connected, at its peak, - "
+    "its memory before) / clients. reactor and pool: VmRSS, the connection's objects and "
+    "its share of the loop's tables. threading: VmRSS, which also counts each client's "
+    "thread: the resident pages of its stack and the blocking handler's state. forking: "
+    "the proportional set size (PSS) of the server and all its children added, so a child "
+    "pays for the pages it wrote and a share of those it still shares with the parent. "
+    "Peers and references: VmRSS, like ours.")
+
+
+def _footprint(m):
+    """How a memory row was measured, with the threads or children the server held."""
+    if m.get("footprint") == "pss":
+        return f"PSS, server + {m.get('held', 0):,} children"
+    if m.get("model") == "threading":
+        return f"VmRSS, {m.get('held', 0):,} more threads"
+    return "VmRSS"
 
 
 def markdown(data):
@@ -85,24 +106,34 @@ def markdown(data):
             "CPU falls behind the clients' connect timeout at a thousand children.")
     if data["memory"]:
         add("")
-        add(f"## Resident memory per idle connection ({data['memory'][0]['conns']:,} idle)")
+        add("## Memory per idle connection")
         add("")
-        add("| server | bytes/conn | VmRSS before → with them (KiB) |")
-        add("|---|---:|---|")
-        for m in data["memory"]:
+        add("| server | model | backend | idle clients | bytes/conn | measured | "
+            "before → with them (KiB) |")
+        add("|---|---|---|---:|---:|---|---|")
+        for m in summary.memory_rows(data["memory"]):
+            conns = f"{m['conns']:,}" if m.get("conns") else "–"
+            what = (f"| {m['server']} | {m.get('model') or '–'} | {m.get('backend') or '–'} "
+                    f"| {conns} |")
             if m["status"] == "ok":
-                add(f"| {m['server']} | {m['bytes_per_conn']:.0f} | "
-                    f"{m['rss_before_kib']:,} → {m['rss_peak_kib']:,} |")
+                before = m.get("before_kib", m.get("rss_before_kib"))
+                peak = m.get("peak_kib", m.get("rss_peak_kib"))
+                add(f"{what} {m['bytes_per_conn']:,.0f} | {_footprint(m)} | "
+                    f"{before:,} → {peak:,} |")
             else:
-                add(f"| {m['server']} | – | {m.get('problem', 'failed')} |")
+                add(f"{what} – | | {m.get('problem', 'failed')} |")
+        add("")
+        add(MEMORY_NOTE)
     if data["targets"]:
         add("")
         add("## Targets")
         add("")
-        add("| target | ratio, median (min–max) | limit | met |")
+        add("| target | measured, median (min–max) | limit | met |")
         add("|---|---:|---:|---|")
         for t in data["targets"]:
-            add(f"| {t['what']} | {_cell(t['ratio'], 3)} | ≤ {t['limit']:.2f} | "
+            digits, limit = (0, f"{t['limit']:,}") if t.get("unit") == "bytes" \
+                else (3, f"{t['limit']:.2f}")
+            add(f"| {t['what']} | {_cell(t['ratio'], digits)} | ≤ {limit} | "
                 f"{'yes' if t['met'] else '**no**'} |")
     return "\n".join(lines) + "\n"
 

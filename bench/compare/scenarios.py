@@ -62,6 +62,34 @@ IDLE_MEMORY_CONNS = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
+class MemoryProbe:
+    """How one server's idle-connection memory is taken (see measure.idle_memory)."""
+    conns: int = IDLE_MEMORY_CONNS
+    # "rss": the server's VmRSS, which counts every thread's resident stack pages too;
+    # "pss": the proportional set size of the server and its children added, so that
+    # pages a forked child still shares with its parent count once in all.
+    footprint: str = "rss"
+    # Seconds the load generator's one active client exchanges unmeasured, then measured,
+    # once the idle ones are connected: the clients are held open that long. A blocking
+    # server starts a thread or a child per client and may still be doing so when the last
+    # connect() returns; the active client, connected last, waits for its turn.
+    warmup: float = 0.5
+    hold: float = 1.0
+
+
+# The blocking models at two counts, where the cost of a thread or a child shows; forking
+# takes a second per few hundred children on one CPU, so its larger count is --full only,
+# and at 4,000, under reactor-serve's cap of 4,096 children. The pool, a loop per thread,
+# holds as many as the reactor rows. sync has no row: see servers.memory_models.
+def memory_models(full):
+    """[(model, MemoryProbe)] for the models that are not the reactor per backend."""
+    forking = (1_000, 4_000) if full else (1_000,)
+    return ([("threading", MemoryProbe(n, "rss", 4.0, 1.0)) for n in (1_000, 5_000)]
+            + [("forking", MemoryProbe(n, "pss", 4.0, 1.0)) for n in forking]
+            + [("pool", MemoryProbe())])
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     rounds: int
     warmup: float

@@ -15,6 +15,12 @@ import time
 # "select at scale" gets measured.
 FD_SETSIZE = 1024
 
+# reactor-serve's --max-children takes 1 to 4,096: a forking server serves at most this many
+# clients at once, whatever count is asked for.
+MAX_CHILDREN = 4096
+# And --max-threads takes 1 to 16,384 handler threads (the threading model).
+MAX_THREADS = 16384
+
 
 @dataclasses.dataclass(frozen=True)
 class Server:
@@ -58,18 +64,42 @@ def ladder(build, connections):
     """reactor-serve's echo under each concurrency model, epoll where a loop is used.
 
     Limits are lifted to the connection count so that each model shows its own behaviour,
-    not a cap (forking gets --max-children). The pool runs two loops, as many as this
+    not a cap (threading gets --max-threads, forking --max-children). The pool runs two loops, as many as this
     machine has cores; like every server here they share the one CPU the server is pinned
     to, so the pool shows what its extra loop costs, not what a second core would give."""
     serve = os.path.join(build, "tools/serve/reactor-serve")
     base = (serve, "echo", "--bind", "{bind}", "--backend", "epoll", "--model")
     return [
         Server("sync", "ours", base + ("sync",)),
-        Server("threading", "ours", base + ("threading",)),
-        Server("forking", "ours", base + ("forking", "--max-children", str(connections + 8))),
+        Server("threading", "ours", base + ("threading", "--max-threads",
+                                            str(min(connections + 8, MAX_THREADS)))),
+        Server("forking", "ours", base + ("forking", "--max-children",
+                                          str(min(connections + 8, MAX_CHILDREN)))),
         Server("reactor", "ours", base + ("reactor",)),
         Server("pool", "ours", base + ("pool", "--threads", "2")),
     ]
+
+
+# Why the memory table has no figure for the sync model.
+SYNC_UNMEASURED = ("not measured: it serves one client at a time; the others wait in the "
+                   "kernel's listen backlog and cost the server nothing")
+
+
+def memory_models(build, connections):
+    """The ladder's threading, forking and pool servers, as rows of the memory table: named
+    ours-<model>, kind "model". sync is left out (SYNC_UNMEASURED); the reactor model is
+    ours-<backend>."""
+    return [dataclasses.replace(s, name=f"ours-{s.name}", kind="model")
+            for s in ladder(build, connections) if s.name in ("threading", "forking", "pool")]
+
+
+def model_and_backend(server):
+    """(model, backend) of one of our servers, read from its argv; ("", "") for the others."""
+    argv = list(server.argv)
+    if server.kind not in ("ours", "model"):
+        return "", ""
+    flag = lambda name, default: argv[argv.index(name) + 1] if name in argv else default
+    return flag("--model", "reactor"), flag("--backend", "auto")
 
 
 def raise_fd_limit():

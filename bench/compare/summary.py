@@ -157,3 +157,43 @@ def targets(runs, servers, target_scenarios):
         out.append({"what": "ours-epoll (d) / ours-epoll (b), CPU per message",
                     "limit": 1.05, "ratio": idle, "met": idle["median"] <= 1.05})
     return out
+
+
+# Issue 12's memory targets: (server, limit in bytes per idle connection) and (server,
+# reference, limit on the ratio of their figures). A row is there when its servers are in
+# the catalogue and were measured: ours-uring's once that backend exists.
+MEMORY_LIMITS = (("ours-epoll", 256), ("ours-poll", 256), ("ours-uring", 128))
+MEMORY_RATIOS = (("ours-uv", "libuv", 1.25),)
+
+
+def memory_targets(memory, servers):
+    """The memory targets, as rows like targets()'s: "value" is a spread of the one figure
+    (bytes per connection, or a ratio when "unit" is "ratio")."""
+    names = {s.name for s in servers}
+    got = {m["server"]: m["bytes_per_conn"] for m in memory
+           if m.get("status") == "ok" and m.get("kind") != "model"}
+    one = lambda x: spread([x])
+    out = []
+    for name, limit in MEMORY_LIMITS:
+        if name in names and name in got:
+            out.append({"what": f"{name}, bytes per idle connection", "unit": "bytes",
+                        "limit": limit, "ratio": one(got[name]), "met": got[name] <= limit})
+    for name, ref, limit in MEMORY_RATIOS:
+        if name in names and ref in names and name in got and got.get(ref):
+            r = got[name] / got[ref]
+            out.append({"what": f"{name} / {ref}, bytes per idle connection", "unit": "ratio",
+                        "limit": limit, "ratio": one(r), "met": r <= limit})
+    return out
+
+
+# The memory table's and plot's groups, in order: ours per backend (the reactor model), our
+# other concurrency models, the peer libraries, the hand-written references.
+MEMORY_GROUPS = (("ours", "ours, reactor model"), ("model", "ours, other models"),
+                 ("peer", "peer libraries"), ("ref", "references"))
+
+
+def memory_rows(memory):
+    """The memory rows grouped by kind (MEMORY_GROUPS' order), in probe order within one."""
+    order = [k for k, _ in MEMORY_GROUPS]
+    rank = lambda m: order.index(m["kind"]) if m.get("kind") in order else len(order)
+    return sorted(memory, key=rank)

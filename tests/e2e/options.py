@@ -41,6 +41,7 @@ BAD_OPTIONS = [
 SERVE_REASONS = [
     (["echo", "--max-children", "-5"], "not a whole number"),   # not wrapped to 2**64 - 5
     (["echo", "--max-children", "0"], "out of range 1..4096"),
+    (["echo", "--max-threads", "16385"], "out of range 1..16384"),
     (["echo", "--max-connections", "-1"], "not a whole number"),
     (["echo", "--max-connections", "1000001"], "out of range 0..1000000"),
     (["echo", "--threads", "100000"], "out of range 0..256"),   # not gigabytes of stacks

@@ -34,6 +34,7 @@ struct Flags {
   std::string model = "reactor";
   unsigned threads = 0;
   std::size_t max_children = 40;
+  std::size_t max_threads = 1024;
   std::size_t max_connections = 0;
   double idle_timeout = 0;
   double shutdown_drain = 3;
@@ -43,6 +44,7 @@ struct Flags {
 // a typo cannot ask for gigabytes of threads.
 constexpr unsigned kMaxThreads = 256;
 constexpr std::size_t kMaxChildren = 4096;
+constexpr std::size_t kMaxHandlerThreads = 16384;
 constexpr std::size_t kMaxConnections = 1'000'000;
 constexpr double kMaxSeconds = 86'400;
 
@@ -84,6 +86,7 @@ ServerOptions server_options(const Flags& flags) {
   o.backend = flags.backend;
   o.threads = flags.threads;
   o.max_children = flags.max_children;
+  o.max_threads = flags.max_threads;
   o.max_connections = flags.max_connections;
   o.idle_timeout = std::chrono::milliseconds(std::llround(flags.idle_timeout * 1000));
   // Not loop().on_signal(): these reach the server even while a sync handler holds its
@@ -153,6 +156,10 @@ int main(int argc, char** argv) {
       ->transform(tools::count_in(0, kMaxThreads));
   app.add_option("--max-children", flags.max_children, "forking: children at once, 1 to 4096")
       ->transform(tools::count_in(1, kMaxChildren))
+      ->capture_default_str();
+  app.add_option("--max-threads", flags.max_threads,
+                 "threading: handler threads at once, 1 to 16384")
+      ->transform(tools::count_in(1, kMaxHandlerThreads))
       ->capture_default_str();
   app.add_option("--max-connections", flags.max_connections,
                  "clients at once, at most 1000000 (0: no limit)")
