@@ -10,6 +10,8 @@ import re
 import shutil
 import subprocess
 
+from . import scenarios, summary
+
 # One colour per server, never shared. Ours are blues, cyan, green and purple; the peers
 # orange, brown, pink and olive; the references red, grey and black. The ladder's models
 # never share a plot with the others; they take darker shades.
@@ -187,27 +189,66 @@ plot for [i=2:{len(servers) + 1}] 'latency.dat' using 0:i:xtic(1) with linespoin
     return _draw(out, "latency", script)
 
 
+def memory_label(m):
+    """A memory row's name on the plot's axis: the server, with the client count for the
+    models measured at other counts than the rest."""
+    return f"{m['server']} ({m['conns']:,})" if m.get("kind") == "model" else m["server"]
+
+
+def memory_colour(m):
+    """A memory row's bar colour: the server's, or for a model row the model's in the ladder."""
+    key = f"ladder-{m['model']}" if m.get("kind") == "model" else m["server"]
+    return colours([key])[key]
+
+
+# The memory bars span more than this factor (threads and children against the references'
+# few dozen bytes): the axis goes logarithmic.
+MEMORY_LOG_SPREAD = 20
+
+
 def _memory(out, data):
-    ok = [m for m in data["memory"] if m["status"] == "ok"]
+    ok = [m for m in summary.memory_rows(data["memory"]) if m["status"] == "ok"]
     if not ok:
         return None
-    c = colours([m["server"] for m in ok])
-    # Columns: server, bytes, the bar's colour as a number (for `lc rgb variable`). No
+    # One cluster per group of summary.MEMORY_GROUPS, a bar's width apart, each named at the
+    # top of the plot, where the y range leaves room.
+    names = dict(summary.MEMORY_GROUPS)
+    xs, groups, x, last = [], [], 0, None
+    for m in ok:
+        if m["kind"] != last:
+            x += 1 if last is not None else 0
+            groups.append([names.get(m["kind"], m["kind"]), x, x])
+            last = m["kind"]
+        groups[-1][2] = x
+        xs.append(x)
+        x += 1
+    # Columns: x, label, bytes, the bar's colour as a number (for `lc rgb variable`). No
     # header line: nothing takes titles from it, and it would count as row 0.
-    _table(os.path.join(out, "memory.dat"), None, [],
-           [(m["server"], [f"{m['bytes_per_conn']:.1f}", str(int(c[m["server"]][1:], 16))])
-            for m in ok])
-    script = HEADER.format(svg="memory.svg", title=_q(f"Resident memory per idle connection "
-                                                       f"({ok[0]['conns']:,} idle)"), width=960, height=540) + \
+    with open(os.path.join(out, "memory.dat"), "w") as f:
+        for x, m in zip(xs, ok):
+            f.write(f'{x} "{memory_label(m)}" {m["bytes_per_conn"]:.1f} '
+                    f'{int(memory_colour(m)[1:], 16)}\n')
+    values = [m["bytes_per_conn"] for m in ok]
+    log = min(values) > 0 and max(values) / min(values) > MEMORY_LOG_SPREAD
+    marks = "".join(
+        f"set label {_q(name)} at {(a + b) / 2:g}, graph 0.96 center noenhanced\n"
+        for name, a, b in groups) + "".join(
+        f"set arrow from {a - 1:g}, graph 0 to {a - 1:g}, graph 1 nohead dt 3 lc rgb '#999999'\n"
+        for _, a, _ in groups[1:])
+    conns = scenarios.IDLE_MEMORY_CONNS
+    script = HEADER.format(svg="memory.svg", title=_q(
+        f"Memory per idle connection ({conns:,} idle clients, the models at the count in "
+        f"brackets){'; log scale' if log else ''}"), width=1200, height=600) + \
         f"""set ylabel 'bytes per connection'
 set style fill solid 0.9 border rgb '#333333'
 set boxwidth 0.7
-set yrange [0:*]
-set xrange [-0.6:{len(ok) - 0.4}]
-set xtics noenhanced rotate by -20
+{'set logscale y' if log else 'set yrange [0:*]'}
+set yrange [{min(values) / 2 if log else 0:g}:{max(values) * (4 if log else 1.2):g}]
+set xrange [-0.6:{xs[-1] + 0.6:g}]
+set xtics noenhanced rotate by -30
 unset key
-plot 'memory.dat' using 0:2:3:xtic(1) with boxes lc rgb variable, \\
-     '' using 0:2:(sprintf('%.0f', $2)) with labels offset 0,0.7 notitle
+{marks}plot 'memory.dat' using 1:3:4:xtic(2) with boxes lc rgb variable, \\
+     '' using 1:3:(sprintf('%.0f', $3)) with labels offset 0,0.7 notitle
 """
     return _draw(out, "memory", script)
 
