@@ -150,6 +150,7 @@ def idle_memory(build, server, probe, cpus, log_dir):
         return out
     blocking = model in ("threading", "forking")
     with srv.Running(server, cpus.server, log) as running:
+        out["pid"] = running.pid
         units_idle = footprint(running.pid, probe.footprint)[1]
         # One exchange first, so buffers every server allocates once are in the baseline.
         argv = [load_bin, "--connect", running.address, "--conns", "1", "--seconds", "0.2",

@@ -10,6 +10,7 @@ bench/peers/peer-epoll. Exits non-zero on the first failed check."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,45 @@ def _drawn_series(svg_path, names, keyed=True):
     return [n for n in names if text.count(_svg_colour(c[n])) >= (2 if keyed else 1)]
 
 
+def fake_memory(names):
+    """Memory rows for the servers `names` (kinds from their names), the other models at
+    their counts, and two rows without a figure."""
+    kind = lambda n: "ours" if n.startswith("ours-") else "ref" if n.startswith("ref-") \
+        else "peer"
+    rows = [{"server": n, "kind": kind(n), "model": "reactor" if kind(n) == "ours" else "",
+             "backend": "", "status": "ok", "conns": 10000, "bytes_per_conn": 50.0 * i,
+             "footprint": "rss", "before_kib": 1000, "peak_kib": 1000 + 50 * i}
+            for i, n in enumerate(names, 1)]
+    for model, probe in scenarios.memory_models(True):
+        rows.append({"server": f"ours-{model}", "kind": "model", "model": model,
+                     "backend": "epoll", "status": "ok", "conns": probe.conns,
+                     "bytes_per_conn": 30.0 * probe.conns, "footprint": probe.footprint,
+                     "held": probe.conns + 1, "before_kib": 4000, "peak_kib": 9000})
+    rows.append({"server": "ours-sync", "kind": "model", "model": "sync", "backend": "epoll",
+                 "status": "skipped", "conns": 0, "problem": servers.SYNC_UNMEASURED})
+    rows.append({"server": "ref-select", "kind": "ref", "status": "skipped", "conns": 10000,
+                 "problem": "holds at most 1,008 clients"})
+    return rows
+
+
+def _memory_undrawn(svg_path, rows):
+    """The rows of the memory plot that have no bar of their colour or no name on the axis:
+    every bar is a filled polygon, so a colour's polygons must be as many as its rows."""
+    text = open(svg_path).read()
+    fills = re.findall(r"<polygon fill = '(rgb\([^)]*\))'", text)
+    missing = [plots.memory_label(m) for m in rows
+               if f"<text>{plots.memory_label(m)}</text>" not in text]
+    want = {}
+    for m in rows:
+        c = _svg_colour(plots.memory_colour(m))
+        want[c] = want.get(c, 0) + 1
+    missing += [f"{n} bars of {c}, {fills.count(c)} drawn" for c, n in want.items()
+                if fills.count(c) < n]
+    if len(fills) != len(rows):
+        missing.append(f"{len(fills)} bars for {len(rows)} rows")
+    return missing
+
+
 def plots_draw(build):
     """Every plot draws every series from made-up figures, each in its own colour."""
     names = [n for n in plots.PALETTE if not n.startswith("ladder-")]
@@ -110,8 +150,7 @@ def plots_draw(build):
         "scenarios": [dict(key=sc.key, title=sc.title, mode=sc.mode) for sc in scs],
         "ladder": [dict(key=sc.key, conns=sc.conns) for sc in ladder],
         "ladder_models": models,
-        "memory": [{"server": n, "status": "ok", "conns": 10000, "bytes_per_conn": 100.0 * i}
-                   for i, n in enumerate(names, 1)],
+        "memory": fake_memory(names),
         "summary": summary.summarise(runs),
     }
     with tempfile.TemporaryDirectory() as out:
@@ -122,14 +161,29 @@ def plots_draw(build):
         check("plots: all six drawn", got == want and not failed, (got, failed))
         series = {"throughput": names, "cpu_per_message": names,
                   "cpu_ratio": [n for n in names if n != summary.REFERENCE],
-                  "latency": names, "ladder": [f"ladder-{m}" for m in models],
-                  "memory": names}
+                  "latency": names, "ladder": [f"ladder-{m}" for m in models]}
         for plot, want_names in series.items():
             path = os.path.join(out, f"{plot}.svg")
             if os.path.exists(path):
-                shown = _drawn_series(path, want_names, keyed=plot != "memory")
+                shown = _drawn_series(path, want_names)
                 check(f"plot {plot}: every series drawn in its colour", shown == want_names,
                       sorted(set(want_names) - set(shown)))
+        path = os.path.join(out, "memory.svg")
+        if os.path.exists(path):
+            ok = [m for m in data["memory"] if m["status"] == "ok"]
+            missing = _memory_undrawn(path, ok)
+            check("plot memory: every measured row drawn, in its colour, under its name",
+                  not missing, missing)
+            check("plot memory: log scale when the bars span over 20x",
+                  "set logscale y" in open(os.path.join(out, "memory.gp")).read())
+        # Bars within a small spread keep a linear axis, and one row alone still draws.
+        for rows, log in ((data["memory"][:3], False), (data["memory"][:1], False)):
+            with tempfile.TemporaryDirectory() as small:
+                path = plots._memory(small, {"memory": rows})
+                script = open(os.path.join(small, "memory.gp")).read()
+                check(f"plot memory: {'one row' if len(rows) == 1 else 'close rows'} drawn "
+                      "on a linear axis",
+                      not _memory_undrawn(path, rows) and ("set logscale y" in script) == log)
         # A plot gnuplot draws nothing in (a numeric column written as text) is reported.
         with open(os.path.join(out, "bad.dat"), "w") as f:
             f.write('x "y"\n"1" "a"\n"10" "b"\n')
@@ -140,6 +194,86 @@ def plots_draw(build):
         except RuntimeError:
             caught = True
         check("plots: a plot with no valid points counts as failed", caught)
+
+
+def memory_report():
+    """The memory targets, and the one memory table with every row, measured or not."""
+    ours = lambda b: servers.Server(f"ours-{b}", "ours", ("serve", "--model", "reactor",
+                                                         "--backend", b))
+    cat = [ours("epoll"), ours("poll"), ours("uv"), servers.Server("libuv", "peer", ("x",))]
+    rows = fake_memory(["ours-epoll", "ours-poll", "ours-uv", "libuv", "ours-uring"])
+    figures = {"ours-epoll": 256.0, "ours-poll": 300.0, "ours-uv": 360.0, "libuv": 300.0,
+               "ours-uring": 100.0}
+    for m in rows:
+        m["bytes_per_conn"] = figures.get(m["server"], m.get("bytes_per_conn"))
+    got = {t["what"]: t for t in summary.memory_targets(rows, cat)}
+    check("memory target: ours-epoll at 256 bytes meets <= 256",
+          got["ours-epoll, bytes per idle connection"]["met"], got)
+    check("memory target: ours-poll at 300 misses it",
+          not got["ours-poll, bytes per idle connection"]["met"])
+    uv = got["ours-uv / libuv, bytes per idle connection"]
+    check("memory target: ours-uv over libuv, 1.2 <= 1.25",
+          uv["met"] and abs(uv["ratio"]["median"] - 1.2) < 1e-9, uv)
+    check("memory target: no ours-uring row while the catalogue has no such server",
+          len(got) == 3 and not any("uring" in w for w in got), sorted(got))
+    cat.append(ours("uring"))
+    got = {t["what"]: t for t in summary.memory_targets(rows, cat)}
+    check("memory target: ours-uring <= 128 once it is in the catalogue",
+          got.get("ours-uring, bytes per idle connection", {}).get("limit") == 128
+          and got["ours-uring, bytes per idle connection"]["met"], sorted(got))
+    failed = [dict(m, status="failed", problem="boom") if m["server"] == "libuv" else m
+              for m in rows]
+    check("memory target: no ratio without the reference's figure",
+          not any("libuv" in t["what"] for t in summary.memory_targets(failed, cat)))
+    report = output.markdown({
+        "started": "now", "machine_line": "m", "notes": [], "summary": [], "scenarios": [],
+        "ladder": [], "memory": rows, "targets": summary.memory_targets(rows, cat)})
+    table = report.split("## Memory per idle connection")[1].split("##")[0]
+    body = [l for l in table.splitlines() if l.startswith("| ") and "---" not in l][1:]
+    check("memory table: a line per row, measured or not", len(body) == len(rows),
+          (len(body), len(rows)))
+    kinds = [summary.memory_rows(rows)[i]["kind"] for i in range(len(rows))]
+    check("memory table: grouped ours, models, peers, references",
+          kinds == sorted(kinds, key=["ours", "model", "peer", "ref"].index), kinds)
+    check("memory table: each row says model, backend and clients",
+          "| ours-threading | threading | epoll | 5,000 | 150,000 | VmRSS, 5,001 more threads |"
+          in table and "| ours-forking | forking | epoll | 1,000 | 30,000 | PSS, server + "
+          "1,001 children |" in table and "| ours-epoll | reactor |" in table, table)
+    check("memory table: sync says why it has no figure",
+          f"| ours-sync | sync | epoll | – | – | | {servers.SYNC_UNMEASURED} |" in table, table)
+    check("targets table: bytes against a byte limit, ratios against a ratio",
+          "| ours-epoll, bytes per idle connection | 256 | ≤ 256 | yes |" in report
+          and "| ours-poll, bytes per idle connection | 300 | ≤ 256 | **no** |" in report
+          and "| ours-uv / libuv, bytes per idle connection | 1.200 | ≤ 1.25 | yes |" in report,
+          report.split("## Targets")[-1])
+
+
+def memory_probe(build):
+    """The probe, on a few clients: a thread or a child per client is counted, and none is
+    left behind."""
+    with tempfile.TemporaryDirectory() as logs:
+        for model, how in (("threading", "rss"), ("forking", "pss"), ("pool", "rss")):
+            server = next(s for s in servers.memory_models(build, 20)
+                          if s.name == f"ours-{model}")
+            probe = scenarios.MemoryProbe(20, how, 0.5, 0.3)
+            m = measure.idle_memory(build, server, probe, measure.Cpus(), logs)
+            check(f"memory probe {model}: ok", m["status"] == "ok", m)
+            if model != "pool":
+                check(f"memory probe {model}: a {'thread' if model == 'threading' else 'child'}"
+                      " per client counted", m.get("held", 0) >= 20, m)
+            check(f"memory probe {model}: says its model and backend",
+                  (m["model"], m["backend"], m["conns"]) == (model, "epoll", 20), m)
+            check(f"memory probe {model}: no child left behind, the server gone",
+                  m.get("leftover") == 0 and m.get("pid")
+                  and not os.path.exists(f"/proc/{m['pid']}"), m)
+    with subprocess.Popen(["sleep", "30"]) as child:
+        try:
+            kib, kids = measure.footprint(os.getpid(), "pss")
+            check("footprint pss: this process and its child",
+                  child.pid in measure.children(os.getpid()) and kids >= 1 and kib > 0,
+                  (kib, kids))
+        finally:
+            child.kill()
 
 
 def retry_rule():
@@ -248,6 +382,8 @@ def main():
     arithmetic()
     plots_draw(build)
     retry_rule()
+    memory_report()
+    memory_probe(build)
     select_at_scale(build)
     wrong_server(build)
     real_run(build)
