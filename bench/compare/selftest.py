@@ -276,6 +276,19 @@ def memory_probe(build):
             child.kill()
 
 
+def ladder_starts(build):
+    """Every model starts at the ladder's and the memory probe's largest count: their
+    limits are lifted within what reactor-serve takes."""
+    with tempfile.TemporaryDirectory() as logs:
+        for s in servers.ladder(build, 5000) + servers.memory_models(build, 10000):
+            try:
+                with servers.Running(s, None, os.path.join(logs, "log"), timeout=5):
+                    started = True
+            except RuntimeError as e:
+                started = str(e)
+            check(f"{s.name} starts with {' '.join(s.argv[6:])}", started is True, started)
+
+
 def retry_rule():
     """Which runs are retried: starved ones only, judged within their cell."""
     def run(server, util_s, util_c, status="ok"):
@@ -383,6 +396,7 @@ def main():
     plots_draw(build)
     retry_rule()
     memory_report()
+    ladder_starts(build)
     memory_probe(build)
     select_at_scale(build)
     wrong_server(build)
