@@ -40,7 +40,7 @@ MEMORY_NOTE = (
     "thread: the resident pages of its stack and the blocking handler's state. forking: "
     "the proportional set size (PSS) of the server and all its children added, so a child "
     "pays for the pages it wrote and a share of those it still shares with the parent. "
-    "Peers and references: VmRSS, like ours.")
+    "Peers and references: VmRSS, like ours; each is one thread running one loop.")
 
 
 def _footprint(m):

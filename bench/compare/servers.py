@@ -96,8 +96,14 @@ def memory_models(build, connections):
 
 
 def model_and_backend(server):
-    """(model, backend) of one of our servers, read from its argv; ("", "") for the others."""
+    """(model, backend) of a server: ours read from its argv; the peers and references are
+    single-threaded loops, the peers on their library's default backend (epoll on Linux),
+    a reference on the one in its name."""
     argv = list(server.argv)
+    if server.kind == "peer":
+        return "reactor", "epoll"
+    if server.kind == "ref":
+        return "reactor", server.name.removeprefix("ref-")
     if server.kind not in ("ours", "model"):
         return "", ""
     flag = lambda name, default: argv[argv.index(name) + 1] if name in argv else default
