@@ -107,9 +107,13 @@ def memory_plan(build, servers, full):
     plan += [(s, scenarios.MemoryProbe()) for s in servers if s.kind != "ours" and s.fits(conns)]
     skipped = [{"server": "ours-sync", "kind": "model", "model": "sync", "backend": "epoll",
                 "conns": 0, "status": "skipped", "problem": srv.SYNC_UNMEASURED}]
-    skipped += [{"server": s.name, "kind": s.kind, "model": srv.model_and_backend(s)[0],
-                 "backend": srv.model_and_backend(s)[1], "conns": conns, "status": "skipped", "problem": f"holds at most {s.max_fds - 16:,} clients "
-                 "(a plain fd_set: FD_SETSIZE)"} for s in servers if not s.fits(conns)]
+    for s in servers:
+        if not s.fits(conns):
+            model, backend = srv.model_and_backend(s)
+            skipped.append({"server": s.name, "kind": s.kind, "model": model,
+                            "backend": backend, "conns": conns, "status": "skipped",
+                            "problem": f"holds at most {s.max_fds - 16:,} clients (a plain "
+                                       "fd_set: FD_SETSIZE)"})
     return plan, skipped
 
 

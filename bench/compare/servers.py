@@ -154,17 +154,6 @@ class Running:
     def pid(self):
         return self.proc.pid  # taskset execs the server in place: the same pid
 
-    def rss_kib(self):
-        """Resident memory (VmRSS) in KiB, or None if the process is gone."""
-        try:
-            with open(f"/proc/{self.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return None
-
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
