@@ -116,10 +116,8 @@ def markdown(data):
             what = (f"| {m['server']} | {m.get('model') or '–'} | {m.get('backend') or '–'} "
                     f"| {conns} |")
             if m["status"] == "ok":
-                before = m.get("before_kib", m.get("rss_before_kib"))
-                peak = m.get("peak_kib", m.get("rss_peak_kib"))
                 add(f"{what} {m['bytes_per_conn']:,.0f} | {_footprint(m)} | "
-                    f"{before:,} → {peak:,} |")
+                    f"{m['before_kib']:,} → {m['peak_kib']:,} |")
             else:
                 add(f"{what} – | | {m.get('problem', 'failed')} |")
         add("")

@@ -195,10 +195,12 @@ def memory_label(m):
     return f"{m['server']} ({m['conns']:,})" if m.get("kind") == "model" else m["server"]
 
 
-def memory_colour(m):
-    """A memory row's bar colour: the server's, or for a model row the model's in the ladder."""
-    key = f"ladder-{m['model']}" if m.get("kind") == "model" else m["server"]
-    return colours([key])[key]
+def memory_colours(rows):
+    """Each memory row's bar colour, in order: the server's, or for a model row the model's
+    in the ladder."""
+    keys = [f"ladder-{m['model']}" if m.get("kind") == "model" else m["server"] for m in rows]
+    c = colours(list(dict.fromkeys(keys)))
+    return [c[k] for k in keys]
 
 
 # The memory bars span more than this factor (threads and children against the references'
@@ -215,19 +217,18 @@ def _memory(out, data):
     names = dict(summary.MEMORY_GROUPS)
     xs, groups, x, last = [], [], 0, None
     for m in ok:
-        if m["kind"] != last:
-            x += 1 if last is not None else 0
-            groups.append([names.get(m["kind"], m["kind"]), x, x])
-            last = m["kind"]
+        if m.get("kind") != last:
+            x += 1 if groups else 0
+            groups.append([names.get(m.get("kind"), m.get("kind") or "other"), x, x])
+            last = m.get("kind")
         groups[-1][2] = x
         xs.append(x)
         x += 1
     # Columns: x, label, bytes, the bar's colour as a number (for `lc rgb variable`). No
     # header line: nothing takes titles from it, and it would count as row 0.
     with open(os.path.join(out, "memory.dat"), "w") as f:
-        for x, m in zip(xs, ok):
-            f.write(f'{x} "{memory_label(m)}" {m["bytes_per_conn"]:.1f} '
-                    f'{int(memory_colour(m)[1:], 16)}\n')
+        for x, m, colour in zip(xs, ok, memory_colours(ok)):
+            f.write(f'{x} "{memory_label(m)}" {m["bytes_per_conn"]:.1f} {int(colour[1:], 16)}\n')
     values = [m["bytes_per_conn"] for m in ok]
     log = min(values) > 0 and max(values) / min(values) > MEMORY_LOG_SPREAD
     marks = "".join(

@@ -110,8 +110,8 @@ def _memory_undrawn(svg_path, rows):
     missing = [plots.memory_label(m) for m in rows
                if f"<text>{plots.memory_label(m)}</text>" not in text]
     want = {}
-    for m in rows:
-        c = _svg_colour(plots.memory_colour(m))
+    for colour in plots.memory_colours(rows):
+        c = _svg_colour(colour)
         want[c] = want.get(c, 0) + 1
     missing += [f"{n} bars of {c}, {fills.count(c)} drawn" for c, n in want.items()
                 if fills.count(c) < n]
@@ -221,6 +221,11 @@ def memory_report():
     check("memory target: ours-uring <= 128 once it is in the catalogue",
           got.get("ours-uring, bytes per idle connection", {}).get("limit") == 128
           and got["ours-uring, bytes per idle connection"]["met"], sorted(got))
+    new = [{"server": "ours-uring", "kind": "ours"}, {"server": "new-peer", "kind": "peer"},
+           {"server": "ours-epoll", "kind": "ours"}]
+    c = plots.memory_colours(new)
+    check("memory plot: servers without a palette colour each get their own",
+          len(set(c)) == 3 and not set(c[:2]) & set(plots.PALETTE.values()), c)
     failed = [dict(m, status="failed", problem="boom") if m["server"] == "libuv" else m
               for m in rows]
     check("memory target: no ratio without the reference's figure",
