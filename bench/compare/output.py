@@ -46,7 +46,10 @@ MEMORY_NOTE = (
 def _footprint(m):
     """How a memory row was measured, with the threads or children the server held."""
     if m.get("footprint") == "pss":
-        return f"PSS, server + {m.get('held', 0):,} children"
+        text = f"PSS, server + {m.get('held', 0):,} children"
+        if m.get("leftover"):
+            text += f"; {m['leftover']:,} outlived the server and were killed"
+        return text
     if m.get("model") == "threading":
         return f"VmRSS, {m.get('held', 0):,} more threads"
     return "VmRSS"

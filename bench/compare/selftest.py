@@ -244,6 +244,11 @@ def memory_report():
           "| ours-threading | threading | epoll | 5,000 | 150,000 | VmRSS, 5,001 more threads |"
           in table and "| ours-forking | forking | epoll | 1,000 | 30,000 | PSS, server + "
           "1,001 children |" in table and "| ours-epoll | reactor |" in table, table)
+    leftover = [dict(m, leftover=3) if m["server"] == "ours-forking" else m for m in rows]
+    check("memory table: children that outlived the server are counted",
+          "1,001 children; 3 outlived the server and were killed |" in output.markdown({
+              "started": "now", "machine_line": "m", "notes": [], "summary": [],
+              "scenarios": [], "ladder": [], "memory": leftover, "targets": []}))
     check("memory table: sync says why it has no figure",
           f"| ours-sync | sync | epoll | – | – | | {servers.SYNC_UNMEASURED} |" in table, table)
     check("targets table: bytes against a byte limit, ratios against a ratio",
