@@ -72,13 +72,16 @@ struct AllocState {
   std::size_t refused = 0;    // requests refused so far
 } g_alloc;
 
-void* counting_allocate(std::size_t n) noexcept {
+// Counts and limits what a buffer's capacity() shows: each block also holds the buffer's
+// header (Buffer::kBlockOverhead), which is left out of both.
+void* counting_allocate(std::size_t request) noexcept {
+  const std::size_t n = request - Buffer::kBlockOverhead;
   if (g_alloc.fail_next > 0 || n > g_alloc.limit) {
     if (g_alloc.fail_next > 0) --g_alloc.fail_next;
     ++g_alloc.refused;
     return nullptr;
   }
-  auto* p = static_cast<char*>(std::malloc(n + kHeader));
+  auto* p = static_cast<char*>(std::malloc(request + kHeader));
   if (p == nullptr) {
     ++g_alloc.refused;
     return nullptr;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 namespace reactor {
 
@@ -47,31 +48,21 @@ BufferAllocator set_buffer_allocator(BufferAllocator a) noexcept {
   return old;
 }
 
-Buffer::Buffer(Buffer&& other) noexcept
-    : data_(other.data_),
-      capacity_(other.capacity_),
-      read_pos_(other.read_pos_),
-      write_pos_(other.write_pos_),
-      max_size_(other.max_size_) {
-  other.data_ = nullptr;
-  other.capacity_ = other.read_pos_ = other.write_pos_ = 0;
+Buffer::Buffer(Buffer&& other) noexcept : block_(other.block_), max_size_(other.max_size_) {
+  other.block_ = nullptr;
 }
 
 Buffer& Buffer::operator=(Buffer&& other) noexcept {
   if (this != &other) {
-    release(data_);
-    data_ = other.data_;
-    capacity_ = other.capacity_;
-    read_pos_ = other.read_pos_;
-    write_pos_ = other.write_pos_;
+    release(block_);
+    block_ = other.block_;
     max_size_ = other.max_size_;
-    other.data_ = nullptr;
-    other.capacity_ = other.read_pos_ = other.write_pos_ = 0;
+    other.block_ = nullptr;
   }
   return *this;
 }
 
-Buffer::~Buffer() { release(data_); }
+Buffer::~Buffer() { release(block_); }
 
 std::error_code Buffer::set_max_size(std::size_t max_size) noexcept {
   if (size() > max_size) return std::make_error_code(std::errc::no_buffer_space);
@@ -106,52 +97,50 @@ std::error_code Buffer::append(const void* p, std::size_t n) noexcept {
   // readable region (consumed or not yet committed) hold nothing meaningful: refuse them.
   // Compare as integers: relational operators on unrelated pointers are unspecified.
   const auto src = reinterpret_cast<std::uintptr_t>(p);
-  const auto base = reinterpret_cast<std::uintptr_t>(data_);
-  bool aliased = data_ != nullptr && src >= base && src - base < capacity_;
+  bool aliased = false;
   std::size_t offset = 0;
-  if (aliased) {
-    std::size_t at = src - base;
-    if (at < read_pos_ || at > write_pos_ || n > write_pos_ - at)
-      return std::make_error_code(std::errc::invalid_argument);
-    offset = at - read_pos_;
+  if (block_ != nullptr) {
+    const auto base = reinterpret_cast<std::uintptr_t>(block_->bytes());
+    aliased = src >= base && src - base < block_->capacity;
+    if (aliased) {
+      const std::size_t at = src - base;
+      if (at < block_->read_pos || at > block_->write_pos || n > block_->write_pos - at)
+        return std::make_error_code(std::errc::invalid_argument);
+      offset = at - block_->read_pos;
+    }
   }
 
   if (auto ec = reserve_back(n)) return ec;
-  const char* from = aliased ? data_ + read_pos_ + offset : static_cast<const char*>(p);
+  char* bytes = block_->bytes();
+  const char* from = aliased ? bytes + block_->read_pos + offset : static_cast<const char*>(p);
   // The source is readable bytes or foreign memory; the destination is writable room.
-  std::memcpy(data_ + write_pos_, from, n);
-  write_pos_ += n;
+  std::memcpy(bytes + block_->write_pos, from, n);
+  block_->write_pos += n;
   return {};
 }
 
 std::error_code Buffer::consume(std::size_t n) noexcept {
   if (n > size()) return std::make_error_code(std::errc::invalid_argument);
-  read_pos_ += n;
-  if (read_pos_ == write_pos_) read_pos_ = write_pos_ = 0;
+  if (n == 0) return {};  // size() may be 0 with no block
+  block_->read_pos += n;
+  if (block_->read_pos == block_->write_pos) block_->read_pos = block_->write_pos = 0;
   return {};
 }
 
 void Buffer::shrink() noexcept {
   const std::size_t n = size();
   if (n == 0) {
-    release(data_);
-    data_ = nullptr;
-    capacity_ = read_pos_ = write_pos_ = 0;
+    release(block_);
+    block_ = nullptr;
     return;
   }
-  if (capacity_ == n) return;
-  auto* p = static_cast<char*>(allocate(n));
-  if (p == nullptr) {
+  if (block_->capacity == n) return;
+  if (reallocate(n, n)) {
     // Cannot give memory back; at least leave all free space at the back.
-    std::memmove(data_, data_ + read_pos_, n);
-  } else {
-    std::memcpy(p, data_ + read_pos_, n);
-    release(data_);
-    data_ = p;
-    capacity_ = n;
+    std::memmove(block_->bytes(), data(), n);
+    block_->read_pos = 0;
+    block_->write_pos = n;
   }
-  read_pos_ = 0;
-  write_pos_ = n;
 }
 
 std::span<char> Buffer::prepare(std::size_t n, std::error_code& ec) noexcept {
@@ -161,11 +150,11 @@ std::span<char> Buffer::prepare(std::size_t n, std::error_code& ec) noexcept {
 }
 
 std::error_code Buffer::commit(std::size_t n) noexcept {
-  if (n > capacity_ - write_pos_) return std::make_error_code(std::errc::invalid_argument);
+  if (n > writable().size()) return std::make_error_code(std::errc::invalid_argument);
   // The writable region may be larger than what the cap allows (prepare rounds up, and
   // consumed space counts as capacity), so the cap is checked here too.
   if (n > max_size_ - size()) return std::make_error_code(std::errc::no_buffer_space);
-  write_pos_ += n;
+  if (n != 0) block_->write_pos += n;
   return {};
 }
 
@@ -174,34 +163,38 @@ std::error_code Buffer::reserve_back(std::size_t n) noexcept {
   // Invariant: used <= max_size_ and used <= kMaxBytes, so neither subtraction wraps.
   if (n > kMaxBytes - used) return std::make_error_code(std::errc::invalid_argument);
   if (n > max_size_ - used) return std::make_error_code(std::errc::no_buffer_space);
-  if (n <= capacity_ - write_pos_) return {};
+  const std::size_t capacity = this->capacity();
+  if (n <= writable().size()) return {};
 
   const std::size_t needed = used + n;
-  if (needed <= capacity_) {
-    std::memmove(data_, data_ + read_pos_, used);
-    read_pos_ = 0;
-    write_pos_ = used;
+  if (needed <= capacity) {
+    std::memmove(block_->bytes(), data(), used);
+    block_->read_pos = 0;
+    block_->write_pos = used;
     return {};
   }
 
   // Double, but never beyond what the cap can use; `needed` always fits under both limits.
-  std::size_t grown =
-      capacity_ <= kMaxBytes / 2 ? std::max(capacity_ * 2, kMinCapacity) : kMaxBytes;
+  std::size_t grown = capacity <= kMaxBytes / 2 ? std::max(capacity * 2, kMinCapacity) : kMaxBytes;
   grown = std::min({grown, max_size_, kMaxBytes});
-  std::size_t new_capacity = std::max(grown, needed);
+  return reallocate(std::max(grown, needed), needed);
+}
 
-  auto* p = static_cast<char*>(allocate(new_capacity));
-  if (p == nullptr && new_capacity > needed) {
-    new_capacity = needed;
-    p = static_cast<char*>(allocate(new_capacity));
+// Moves the readable bytes to the front of a new block of `capacity` bytes, or of `fallback`
+// bytes if that cannot be had; ENOMEM (and nothing changed) if neither can. Both are at least
+// size() and at most kMaxBytes, so adding the header cannot wrap.
+std::error_code Buffer::reallocate(std::size_t capacity, std::size_t fallback) noexcept {
+  void* p = allocate(kBlockOverhead + capacity);
+  if (p == nullptr && fallback < capacity) {
+    capacity = fallback;
+    p = allocate(kBlockOverhead + capacity);
   }
   if (p == nullptr) return std::make_error_code(std::errc::not_enough_memory);
-  if (used != 0) std::memcpy(p, data_ + read_pos_, used);
-  release(data_);
-  data_ = p;
-  capacity_ = new_capacity;
-  read_pos_ = 0;
-  write_pos_ = used;
+  const std::size_t used = size();
+  auto* block = new (p) Block{capacity, 0, used};
+  if (used != 0) std::memcpy(block->bytes(), data(), used);
+  release(block_);
+  block_ = block;
   return {};
 }
 
@@ -214,13 +207,14 @@ std::size_t Buffer::read_from(int fd, std::size_t limit, std::error_code& ec) no
     ec = std::make_error_code(std::errc::no_buffer_space);
     return 0;
   }
-  const std::size_t direct = std::min(capacity_ - write_pos_, room);
+  const std::span<char> writable = this->writable();
+  const std::size_t direct = std::min(writable.size(), room);
   const std::size_t spill = std::min(kStackSpill, room - direct);
 
   char stack[kStackSpill];
   iovec iov[2];
   int count = 0;
-  if (direct != 0) iov[count++] = {data_ + write_pos_, direct};
+  if (direct != 0) iov[count++] = {writable.data(), direct};
   if (spill != 0) iov[count++] = {stack, spill};
 
   ssize_t got;
@@ -234,11 +228,8 @@ std::size_t Buffer::read_from(int fd, std::size_t limit, std::error_code& ec) no
   ec.clear();
 
   const auto n = static_cast<std::size_t>(got);
-  if (n <= direct) {
-    write_pos_ += n;
-    return n;
-  }
-  write_pos_ += direct;
+  if (direct != 0) block_->write_pos += std::min(n, direct);
+  if (n <= direct) return n;
   if (append(stack, n - direct)) {
     // Within the cap by construction, so the only possible failure is memory.
     ec = std::make_error_code(std::errc::not_enough_memory);
@@ -252,8 +243,10 @@ std::size_t Buffer::find(std::string_view needle, std::size_t from) const noexce
 }
 
 bool Buffer::valid() const noexcept {
-  return read_pos_ <= write_pos_ && write_pos_ <= capacity_ && size() <= max_size_ &&
-         (data_ == nullptr) == (capacity_ == 0) && (read_pos_ != write_pos_ || read_pos_ == 0);
+  if (block_ == nullptr) return true;
+  const Block& b = *block_;
+  return b.read_pos <= b.write_pos && b.write_pos <= b.capacity && size() <= max_size_ &&
+         b.capacity != 0 && (b.read_pos != b.write_pos || b.read_pos == 0);
 }
 
 std::string_view LineReader::fail(std::error_code& ec) noexcept {

@@ -9,6 +9,12 @@
 ///   +-------------------+--------------------+--------------------+
 ///   0        <=     read_pos      <=      write_pos      <=    capacity
 ///
+/// The three positions live in a header at the front of the heap block, just before byte 0,
+/// so that a Buffer itself is one pointer and the cap (16 bytes), and a buffer with no memory
+/// is a null pointer: an idle connection's empty buffers cost nothing beyond that.
+///
+///   Buffer: [ block* | max_size ]      block: [ capacity | read_pos | write_pos | bytes... ]
+///
 /// Consuming moves read_pos; when the buffer empties both positions return to 0. Growing
 /// first slides the readable bytes to the front when that makes enough room, and only
 /// otherwise reallocates. No operation ever wraps around: a size that does not fit is an
@@ -47,6 +53,9 @@ class REACTOR_API Buffer {
  public:
   /// Default hard cap on readable bytes: 64 MiB.
   static constexpr std::size_t kDefaultMaxSize = std::size_t{64} << 20;
+  /// Bytes each heap block holds besides capacity() (the positions): a buffer asks its
+  /// BufferAllocator for capacity() + kBlockOverhead bytes.
+  static constexpr std::size_t kBlockOverhead = 3 * sizeof(std::size_t);
 
   /// An empty buffer holding at most `max_size` readable bytes. Allocates nothing yet.
   explicit Buffer(std::size_t max_size = kDefaultMaxSize) noexcept : max_size_(max_size) {}
@@ -59,20 +68,24 @@ class REACTOR_API Buffer {
   ~Buffer();
 
   /// Readable bytes.
-  std::size_t size() const noexcept { return write_pos_ - read_pos_; }
+  std::size_t size() const noexcept {
+    return block_ == nullptr ? 0 : block_->write_pos - block_->read_pos;
+  }
   /// No readable bytes (size() == 0).
-  bool empty() const noexcept { return write_pos_ == read_pos_; }
-  /// Bytes allocated.
-  std::size_t capacity() const noexcept { return capacity_; }
+  bool empty() const noexcept { return block_ == nullptr || block_->write_pos == block_->read_pos; }
+  /// Bytes allocated for bytes (the block's header, kBlockOverhead, not counted); 0: none.
+  std::size_t capacity() const noexcept { return block_ == nullptr ? 0 : block_->capacity; }
   /// The cap on readable bytes.
   std::size_t max_size() const noexcept { return max_size_; }
   /// Changes the cap; fails with ENOBUFS (and changes nothing) if size() is already above it.
   std::error_code set_max_size(std::size_t max_size) noexcept;
 
   /// The readable bytes, contiguous. Valid until the next non-const call.
-  std::string_view view() const noexcept { return {data_ + read_pos_, size()}; }
+  std::string_view view() const noexcept { return {data(), size()}; }
   /// The first readable byte, as view().data(); valid as long as view() is.
-  const char* data() const noexcept { return data_ + read_pos_; }
+  const char* data() const noexcept {
+    return block_ == nullptr ? nullptr : block_->bytes() + block_->read_pos;
+  }
   /// The first n readable bytes; EINVAL (and an empty view) if n > size().
   std::string_view peek(std::size_t n, std::error_code& ec) const noexcept;
 
@@ -86,15 +99,21 @@ class REACTOR_API Buffer {
   /// Drops n bytes from the front. EINVAL (and nothing dropped) if n > size().
   std::error_code consume(std::size_t n) noexcept;
   /// Drops everything; keeps the memory.
-  void clear() noexcept { read_pos_ = write_pos_ = 0; }
-  /// Releases memory not needed for the readable bytes.
+  void clear() noexcept {
+    if (block_ != nullptr) block_->read_pos = block_->write_pos = 0;
+  }
+  /// Releases memory not needed for the readable bytes: an empty buffer frees its block
+  /// (capacity() becomes 0).
   void shrink() noexcept;
 
   /// Makes room for at least n more bytes (ENOBUFS if size() + n would pass the cap) and
   /// returns the writable region, which may be larger than n. Fill it, then commit().
   std::span<char> prepare(std::size_t n, std::error_code& ec) noexcept;
   /// The current writable region, without growing.
-  std::span<char> writable() noexcept { return {data_ + write_pos_, capacity_ - write_pos_}; }
+  std::span<char> writable() noexcept {
+    if (block_ == nullptr) return {};
+    return {block_->bytes() + block_->write_pos, block_->capacity - block_->write_pos};
+  }
   /// Makes n bytes of the writable region readable. EINVAL if n exceeds it, ENOBUFS if it
   /// would pass the cap (possible after set_max_size() lowered it).
   std::error_code commit(std::size_t n) noexcept;
@@ -111,16 +130,24 @@ class REACTOR_API Buffer {
   /// What find() returns when `needle` is not there.
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
-  /// Checks read_pos <= write_pos <= capacity and size() <= max_size(); for tests.
+  /// Checks read_pos <= write_pos <= capacity, size() <= max_size() and that a block holds
+  /// room for at least one byte; for tests.
   bool valid() const noexcept;
 
  private:
-  std::error_code reserve_back(std::size_t n) noexcept;
+  // The front of every heap block; the bytes follow it directly.
+  struct Block {
+    std::size_t capacity;
+    std::size_t read_pos;
+    std::size_t write_pos;
+    char* bytes() noexcept { return reinterpret_cast<char*>(this + 1); }
+  };
+  static_assert(sizeof(Block) == kBlockOverhead);
 
-  char* data_ = nullptr;
-  std::size_t capacity_ = 0;
-  std::size_t read_pos_ = 0;
-  std::size_t write_pos_ = 0;
+  std::error_code reserve_back(std::size_t n) noexcept;
+  std::error_code reallocate(std::size_t capacity, std::size_t fallback) noexcept;
+
+  Block* block_ = nullptr;
   std::size_t max_size_;
 };
 

@@ -2,23 +2,20 @@
 #include "reactor/server/blocking_stream.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <optional>
-#include <vector>
-
-#include "reactor/core/backend.hpp"
 
 namespace reactor {
 
 namespace {
 
 constexpr std::size_t kFlushAt = 64 * 1024;
-constexpr std::uint64_t kSocketToken = 0;
-constexpr std::uint64_t kCancelToken = 1;
 
 std::error_code last_error() noexcept { return {errno, std::generic_category()}; }
 
@@ -30,21 +27,14 @@ T or_throw(T value, const std::error_code& ec, const char* what) {
 
 }  // namespace
 
-// Waits go through a private poll backend holding two fds: the socket and the cancel fd.
-// A poll backend keeps no kernel object, so a forked child inherits a working one.
+// Waits are one ppoll(2) on the socket and the cancel fd, from the stack: no table sized by
+// fd number (a poll backend's grows with the highest fd, ~16 bytes each) and no kernel object,
+// so a forked child inherits nothing to share or rebuild.
 BlockingStream::BlockingStream(Socket socket, int cancel_fd)
-    : socket_(std::move(socket)), cancel_fd_(cancel_fd), waiter_(make_backend("poll")) {
+    : socket_(std::move(socket)), cancel_fd_(cancel_fd) {
   int flags = ::fcntl(socket_.fd(), F_GETFL);
   if (flags < 0 || ::fcntl(socket_.fd(), F_SETFL, flags | O_NONBLOCK) < 0) {
     throw std::system_error(last_error(), "BlockingStream: socket");
-  }
-  if (auto ec = waiter_->add(socket_.fd(), Interest::read, kSocketToken)) {
-    throw std::system_error(ec, "BlockingStream: socket");
-  }
-  if (cancel_fd_ >= 0) {
-    if (auto ec = waiter_->add(cancel_fd_, Interest::read, kCancelToken)) {
-      throw std::system_error(ec, "BlockingStream: cancel fd");
-    }
   }
 }
 
@@ -57,35 +47,34 @@ std::error_code BlockingStream::wait(bool for_write) {
   // matters) but a write may finish the answer within the drain time.
   const bool may_drain = for_write && drain_.count() > 0;
   if (canceled_ && !may_drain) return canceled;
-  if (auto ec = waiter_->modify(socket_.fd(), for_write ? Interest::write : Interest::read,
-                                kSocketToken)) {
-    return ec;
-  }
   auto until = deadline_;  // the stream's deadline or this wait's timeout, the sooner
   if (timeout_.count() > 0) until = std::min(until, Clock::now() + timeout_);
-  std::vector<Readiness> ready;
-  ready.reserve(2);  // a backend fills only the capacity it is given
   for (;;) {
     if (canceled_ && drain_until_ == Clock::time_point{}) drain_until_ = Clock::now() + drain_;
     const auto limit = canceled_ ? std::min(until, drain_until_) : until;
-    std::optional<std::chrono::nanoseconds> left;
-    if (limit != Clock::time_point::max()) {
-      left = std::max(std::chrono::nanoseconds{0}, limit - Clock::now());
+    timespec ts{};
+    const bool timed = limit != Clock::time_point::max();
+    if (timed) {
+      const auto ns = std::max<std::int64_t>(
+          0, std::chrono::duration_cast<std::chrono::nanoseconds>(limit - Clock::now()).count());
+      ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+      ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
     }
-    ready.clear();
-    if (auto ec = waiter_->poll(ready, left)) return ec;
-    bool socket_ready = false;
-    for (const Readiness& r : ready) {
-      if (r.token == kCancelToken) {
+    // Once a draining write saw the cancel fd it stays readable: stop watching it, canceled_
+    // remembers.
+    pollfd fds[2] = {{socket_.fd(), static_cast<short>(for_write ? POLLOUT : POLLIN), 0},
+                     {cancel_fd_, POLLIN, 0}};
+    const nfds_t count = cancel_fd_ >= 0 && !canceled_ ? 2 : 1;
+    const int n = ::ppoll(fds, count, timed ? &ts : nullptr, nullptr);
+    if (n < 0 && errno != EINTR) return last_error();
+    if (n > 0) {
+      if (count == 2 && fds[1].revents != 0) {
         if (!may_drain) return canceled;  // and again while the fd stays readable
-        // The cancel fd stays readable: stop watching it, canceled_ remembers.
         canceled_ = true;
-        waiter_->remove(cancel_fd_);
-      } else {
-        socket_ready = true;  // readable, writable, or an error the next call will report
       }
+      // Readable, writable, or an error (POLLERR, POLLHUP, POLLNVAL) the next call reports.
+      if (fds[0].revents != 0) return {};
     }
-    if (socket_ready) return {};
     // Nothing ready: a signal interrupted the wait, the cancel fd fired, or the time is up.
     const auto now = Clock::now();
     if (canceled_ && drain_until_ != Clock::time_point{} && now >= drain_until_) return canceled;

@@ -36,8 +36,6 @@
 
 namespace reactor {
 
-class Backend;
-
 /// One client's connection as the blocking models see it: buffered reads and writes that
 /// wait, with a timeout, for the socket. Owns the socket; not copyable or movable. The file
 /// comment is its contract.
@@ -48,7 +46,8 @@ class REACTOR_API BlockingStream {
 
   /// Takes a connected stream socket (made non-blocking if it is not). `cancel_fd`, if not
   /// -1, is an fd that becomes readable to cancel every wait (the stream does not own it).
-  /// Throws std::system_error if no waiting mechanism can be made (fds exhausted).
+  /// Throws std::system_error if the socket cannot be made non-blocking. Waiting needs no
+  /// memory or fd beyond the stream itself, whatever the fd numbers.
   explicit BlockingStream(Socket socket, int cancel_fd = -1);
   ~BlockingStream();
   BlockingStream(const BlockingStream&) = delete;
@@ -118,7 +117,6 @@ class REACTOR_API BlockingStream {
 
   Socket socket_;
   int cancel_fd_;
-  std::unique_ptr<Backend> waiter_;
   Buffer input_;
   Buffer output_;
   std::chrono::milliseconds timeout_{0};

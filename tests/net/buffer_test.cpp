@@ -60,8 +60,10 @@ std::atomic<bool> g_fail{false};
 std::atomic<std::size_t> g_refuse_above{kMax};
 std::atomic<long> g_live{0};
 std::atomic<long> g_allocations{0};
+std::atomic<std::size_t> g_last_request{0};
 
 void* test_allocate(std::size_t n) noexcept {
+  g_last_request = n;
   if (g_fail.load() || n > g_refuse_above.load()) return nullptr;
   void* p = std::malloc(n);
   if (p != nullptr) {
@@ -709,14 +711,104 @@ TEST(BufferTest, AllocatorFailureLeavesBufferUnchanged) {
   EXPECT_EQ(g_live.load(), 0) << "every block released";
 }
 
+// --- footprint ------------------------------------------------------------------------------
+
+// A connection holds two buffers for its whole life: the object itself is one pointer and the
+// cap, the positions live in the heap block.
+static_assert(sizeof(Buffer) == 16);
+
+TEST(BufferTest, IsOnePointerAndTheCap) {
+  EXPECT_EQ(sizeof(Buffer), sizeof(void*) + sizeof(std::size_t));
+}
+
+TEST(BufferTest, EmptyBufferHoldsNoMemory) {
+  TestAllocator allocator;
+  {
+    Buffer b;
+    Buffer capped(10);
+    Buffer moved_to(std::move(b));
+    b = Buffer(5);
+    EXPECT_EQ(b.capacity() + capped.capacity() + moved_to.capacity(), 0u);
+    b.clear();
+    b.shrink();
+    EXPECT_FALSE(b.consume(0));
+    EXPECT_FALSE(b.commit(0));
+    std::error_code ec;
+    EXPECT_TRUE(b.prepare(0, ec).empty());
+    EXPECT_FALSE(ec);
+    EXPECT_EQ(b.find("x"), Buffer::npos);
+    EXPECT_EQ(b.find(""), 0u);
+    EXPECT_TRUE(b.valid());
+  }
+  EXPECT_EQ(g_allocations.load(), 0) << "nothing asked of the allocator";
+}
+
+TEST(BufferTest, ShrinkOfADrainedBufferFreesTheBlock) {
+  TestAllocator allocator;
+  Buffer b;
+  ASSERT_FALSE(b.append(pattern(5000)));
+  ASSERT_EQ(g_live.load(), 1);
+  ASSERT_FALSE(b.consume(5000));  // drained: the block stays for reuse until shrink()
+  EXPECT_GT(b.capacity(), 0u);
+  EXPECT_EQ(g_live.load(), 1);
+  b.shrink();
+  EXPECT_EQ(b.capacity(), 0u);
+  EXPECT_EQ(g_live.load(), 0) << "the block went back to the allocator";
+  EXPECT_TRUE(b.empty());
+  EXPECT_EQ(b.view(), "");
+  EXPECT_TRUE(b.writable().empty());
+  EXPECT_TRUE(b.valid());
+  // And it works as new afterwards.
+  ASSERT_FALSE(b.append("next"));
+  EXPECT_EQ(b.view(), "next");
+  EXPECT_EQ(g_live.load(), 1);
+  b.clear();
+  b.shrink();
+  EXPECT_EQ(g_live.load(), 0);
+}
+
+TEST(BufferTest, AsksForCapacityPlusTheBlockHeader) {
+  TestAllocator allocator;
+  Buffer b;
+  ASSERT_FALSE(b.append("abc"));
+  EXPECT_EQ(g_last_request.load(), b.capacity() + Buffer::kBlockOverhead);
+  ASSERT_FALSE(b.append(pattern(10000)));
+  EXPECT_EQ(g_last_request.load(), b.capacity() + Buffer::kBlockOverhead);
+  ASSERT_FALSE(b.consume(9000));
+  b.shrink();
+  EXPECT_EQ(b.capacity(), 1003u);
+  EXPECT_EQ(g_last_request.load(), 1003u + Buffer::kBlockOverhead);
+  EXPECT_EQ(g_live.load(), 1);
+}
+
+TEST(BufferTest, CapAndFailureOnAnEmptyBufferLeaveNoBlock) {
+  TestAllocator allocator;
+  Buffer b(8);
+  EXPECT_EQ(b.append(pattern(9)), std::errc::no_buffer_space);
+  std::error_code ec;
+  EXPECT_TRUE(b.prepare(9, ec).empty());
+  EXPECT_EQ(ec, std::errc::no_buffer_space);
+  EXPECT_EQ(b.commit(1), std::errc::invalid_argument);  // no writable room at all
+  EXPECT_EQ(b.consume(1), std::errc::invalid_argument);
+  g_fail = true;
+  EXPECT_EQ(b.append("x"), std::errc::not_enough_memory);
+  EXPECT_EQ(b.capacity(), 0u);
+  EXPECT_TRUE(b.valid());
+  g_fail = false;
+  EXPECT_EQ(g_allocations.load(), 0);
+  ASSERT_FALSE(b.append(pattern(8)));
+  EXPECT_EQ(b.size(), 8u);
+  EXPECT_LE(b.capacity(), 8u) << "growth never passes what the cap can use";
+}
+
 TEST(BufferTest, GrowthFallsBackToExactSize) {
   TestAllocator allocator;
   Buffer b;
   ASSERT_FALSE(b.append(pattern(1000)));
   ASSERT_FALSE(b.commit(b.writable().size()));
   const std::size_t full = b.size();
-  // Doubling would need 2 * full; only the exact need is allowed.
-  g_refuse_above = full + 10;
+  // Doubling would need 2 * full; only the exact need (and the block's header) is allowed.
+  g_refuse_above = full + 10 + Buffer::kBlockOverhead;
   EXPECT_FALSE(b.append(pattern(10)));
   EXPECT_EQ(b.capacity(), full + 10);
   EXPECT_EQ(b.append("x"), std::errc::not_enough_memory);

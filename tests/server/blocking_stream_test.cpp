@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -25,6 +26,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -1045,6 +1047,50 @@ TEST_P(BlockingStreamTest, BlockingSocketIsMadeNonBlocking) {
   EXPECT_EQ(s.read_line(ec), std::nullopt);
   EXPECT_TRUE(IsErrc(ec, std::errc::timed_out));
   EXPECT_LT(ms_since(t0), 2000.0);
+}
+
+/// Bytes malloc has handed out and not taken back, heap and mmap'ed chunks both (a large
+/// table is mmap'ed and does not show in uordblks alone).
+std::size_t heap_in_use() {
+  const struct mallinfo2 m = ::mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+
+/// `fd` moved to the lowest free number at or above `at`; -1 if there is none.
+int move_fd_up(int fd, int at) {
+  const int high = ::fcntl(fd, F_DUPFD_CLOEXEC, at);
+  ::close(fd);
+  return high;
+}
+
+TEST_P(BlockingStreamTest, WaitingOnAHighFdTakesConstantMemory) {
+  // The number of fds does not matter, only how high they are: a table indexed by fd number
+  // would cost kilobytes per stream here.
+  constexpr int kHigh = 10'000;
+  FdLeakCheck leak;
+  test::ScopedFdLimit fd_limit;
+  if (!fd_limit.raise_to_hard(kHigh + 16)) GTEST_SKIP() << "RLIMIT_NOFILE below " << kHigh + 16;
+  StreamPair p = make_pair();
+  const int fd = move_fd_up(p.ours.release(), kHigh);
+  ASSERT_GE(fd, kHigh) << std::strerror(errno);
+  test::Fd cancel(move_fd_up(make_cancel_fd().release(), kHigh + 1));
+  ASSERT_GT(cancel.get(), kHigh) << std::strerror(errno);
+
+  std::error_code timed_out, canceled;
+  const std::size_t before = heap_in_use();
+  std::size_t during = 0;
+  {
+    BlockingStream s(Socket(fd), cancel.get());
+    s.set_timeout(50ms);
+    (void)s.read_some(16, timed_out);  // one wait that times out
+    signal_cancel(cancel.get());
+    (void)s.read_some(16, canceled);  // one wait the cancel fd ends
+    during = heap_in_use();
+  }
+  EXPECT_TRUE(IsErrc(timed_out, std::errc::timed_out));
+  EXPECT_TRUE(IsErrc(canceled, std::errc::operation_canceled));
+  EXPECT_LT(during - std::min(during, before), 1024u)
+      << "a stream on fd " << fd << " holds " << during - before << " bytes while it waits";
 }
 
 // ---------------------------------------------------------------------------------------
