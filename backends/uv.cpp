@@ -102,19 +102,20 @@ struct OwnHandles {
   int open = 0;          // handles initialised and not yet closed
 };
 
-// One watched fd. `handle` comes first so that a uv_handle_t* converts back to a Watch*.
+// One watched fd, 200 bytes (libuv's handle is 160 of them). `handle` comes first so that a
+// uv_handle_t* converts back to a Watch*; its `data` names the owning backend.
 struct Watch {
   uv_poll_t handle;
-  UvBackend* owner;
   int fd;
-  std::uint64_t token;
   Interest interest = Interest::none;
   bool started = false;  // ever handed to uv_poll_start: may be in the kernel's set
+  std::uint64_t token;
   dev_t device;
   ino_t inode;
-  std::uint64_t batch = 0;    // the poll() that last reported this fd
-  std::size_t out_index = 0;  // where, in that batch
+  std::uint32_t batch = 0;      // the poll() that last reported this fd (0: none)
+  std::uint32_t out_index = 0;  // where, in that batch
 };
+static_assert(sizeof(Watch) <= sizeof(uv_poll_t) + 40);
 
 class UvBackend final : public detail::HostedBackend {
  public:
@@ -176,7 +177,7 @@ class UvBackend final : public detail::HostedBackend {
       delete w;  // never initialised as a handle: no close needed
       return uv_code(rc);
     }
-    w->owner = this;
+    w->handle.data = this;
     w->fd = fd;
     w->token = token;
     w->device = st.st_dev;
@@ -224,7 +225,7 @@ class UvBackend final : public detail::HostedBackend {
       if (auto ec = rebuild()) return ec;
     }
     out_ = &out;
-    ++batch_;
+    next_batch();
     uv_run_mode mode = UV_RUN_ONCE;
     if (timeout && timeout->count() <= 0) {
       mode = UV_RUN_NOWAIT;
@@ -287,7 +288,7 @@ class UvBackend final : public detail::HostedBackend {
     if (rebuild_) rebuild();
     host_batch_->clear();
     out_ = host_batch_;
-    ++batch_;
+    next_batch();
     const std::optional<std::chrono::nanoseconds> wait = hooks_.next_wait(hooks_.loop);
     if (wait && wait->count() <= 0) {
       uv_idle_start(&own_->idle, [](uv_idle_t*) {});
@@ -312,6 +313,16 @@ class UvBackend final : public detail::HostedBackend {
   // the next while they stay ready: a batch too small for them all would take the same first
   // ones every time. So when some were set aside, the batch's new entries and those are taken
   // as one ring, and the batch gets the room's worth starting a little further on each time.
+  // Batch numbers are 32 bits: when they wrap, every watch forgets its last one, so that a
+  // watch last reported 2^32 batches ago is not taken for one reported in this batch.
+  void next_batch() noexcept {
+    if (++batch_ != 0) return;
+    for (Watch* w : watches_) {
+      if (w != nullptr) w->batch = 0;
+    }
+    batch_ = 1;
+  }
+
   void take_turns(std::vector<Readiness>& out, std::size_t first) noexcept {
     if (set_aside_.empty()) return;
     const std::size_t room = out.size() - first;
@@ -390,7 +401,7 @@ class UvBackend final : public detail::HostedBackend {
 
   static void on_poll(uv_poll_t* handle, int status, int events) {
     Watch* w = reinterpret_cast<Watch*>(handle);
-    w->owner->report(*w, status, events);
+    static_cast<UvBackend*>(w->handle.data)->report(*w, status, events);
   }
 
   void report(Watch& w, int status, int events) noexcept {
@@ -427,10 +438,10 @@ class UvBackend final : public detail::HostedBackend {
         w.batch = 0;
         return;
       }
-      w.out_index = kSetAside | (set_aside_.size() - 1);
+      w.out_index = kSetAside | static_cast<std::uint32_t>(set_aside_.size() - 1);
       return;
     }
-    w.out_index = out_->size();
+    w.out_index = static_cast<std::uint32_t>(out_->size());
     out_->push_back(Readiness{w.token, IoEvents{bits}});
   }
 
@@ -445,9 +456,9 @@ class UvBackend final : public detail::HostedBackend {
   std::vector<bool> queued_;     // by fd: in unflushed_
   bool rebuild_ = false;         // stale kernel entries possible: see forget()
   std::vector<Readiness>* out_ = nullptr;
-  std::uint64_t batch_ = 0;
+  std::uint32_t batch_ = 0;
   // Reports of a wait that found the batch full, and the scratch take_turns() rotates in.
-  static constexpr std::size_t kSetAside = std::size_t{1} << 63;  // in Watch::out_index
+  static constexpr std::uint32_t kSetAside = std::uint32_t{1} << 31;  // in Watch::out_index
   std::vector<Readiness> set_aside_;
   std::vector<Readiness> ring_;
   std::size_t turn_ = 0;
