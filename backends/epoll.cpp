@@ -33,6 +33,7 @@
 #include <new>
 #include <system_error>
 
+#include "backends/fd_table.hpp"
 #include "reactor/core/backend.hpp"
 
 namespace reactor::backends {
@@ -67,19 +68,19 @@ class EpollBackend final : public Backend {
     if (fd < 0) return std::make_error_code(std::errc::bad_file_descriptor);
     if (registered(fd)) return std::make_error_code(std::errc::file_exists);
     try {
-      if (static_cast<std::size_t>(fd) >= regs_.size()) regs_.resize(fd + 1);
+      regs_.grow_to(static_cast<std::size_t>(fd));
     } catch (const std::bad_alloc&) {
       return std::make_error_code(std::errc::not_enough_memory);
     }
     Reg& reg = regs_[fd];
     // Always ADD once, even for Interest::none: that is how the kernel tells us the fd is
     // open (EBADF) and pollable (EPERM).
-    reg.sequence = next_sequence_++;
+    reg.sequence = take_sequence();
     if (auto ec = put_in(fd, epoll_mask(interest), reg.sequence)) return ec;
     reg.in_kernel = true;
     reg.registered = true;
-    reg.token = token;
-    reg.interest = interest;
+    reg.token = SplitToken(token);
+    reg.set_interest(interest);
     if (interest == Interest::none) take_out(fd, reg);
     return {};
   }
@@ -87,15 +88,15 @@ class EpollBackend final : public Backend {
   std::error_code modify(int fd, Interest interest, std::uint64_t token) noexcept override {
     if (!registered(fd)) return std::make_error_code(std::errc::no_such_file_or_directory);
     Reg& reg = regs_[fd];
-    reg.token = token;  // lives here, not in the kernel: changing it costs nothing
-    if (interest == reg.interest) return {};
+    reg.token = SplitToken(token);  // lives here, not in the kernel: changing it costs nothing
+    if (interest == reg.interest()) return {};
     std::error_code ec;
     if (interest == Interest::none) {
       ec = take_out(fd, reg);
     } else if (reg.in_kernel) {
       ec = ctl(EPOLL_CTL_MOD, fd, epoll_mask(interest), reg.sequence);
     } else {
-      reg.sequence = next_sequence_++;
+      reg.sequence = take_sequence();
       ec = put_in(fd, epoll_mask(interest), reg.sequence);
       if (!ec) reg.in_kernel = true;
     }
@@ -103,7 +104,7 @@ class EpollBackend final : public Backend {
     if (ec == std::errc::no_such_file_or_directory) {
       ec = std::make_error_code(std::errc::bad_file_descriptor);
     }
-    if (!ec) reg.interest = interest;
+    if (!ec) reg.set_interest(interest);
     return ec;
   }
 
@@ -112,7 +113,7 @@ class EpollBackend final : public Backend {
     Reg& reg = regs_[fd];
     if (reg.in_kernel) take_out(fd, reg);
     reg.registered = false;
-    reg.interest = Interest::none;
+    reg.set_interest(Interest::none);
   }
 
   std::error_code poll(std::vector<Readiness>& out,
@@ -143,9 +144,9 @@ class EpollBackend final : public Backend {
       if (e.events & (EPOLLIN | EPOLLPRI)) bits |= IoEvents::kReadable;
       if (e.events & EPOLLOUT) bits |= IoEvents::kWritable;
       if (e.events & (EPOLLERR | EPOLLHUP)) {
-        bits |= IoEvents::kHangupOrError | static_cast<std::uint8_t>(reg.interest);
+        bits |= IoEvents::kHangupOrError | static_cast<std::uint8_t>(reg.interest());
       }
-      out.push_back(Readiness{reg.token, IoEvents{bits}});
+      out.push_back(Readiness{reg.token.value(), IoEvents{bits}});
     }
     if (junk) return rebuild();
     return {};
@@ -154,13 +155,22 @@ class EpollBackend final : public Backend {
   std::error_code after_fork() noexcept override { return rebuild(); }
 
  private:
+  // 12 bytes per fd. The sequence has 28 bits: it wraps after 2^28 registrations, long after
+  // any stale entry it tells apart has been seen (and the set rebuilt).
   struct Reg {
-    std::uint64_t token = 0;
-    std::uint32_t sequence = 0;
-    Interest interest = Interest::none;
-    bool registered = false;  // known to us
-    bool in_kernel = false;   // in the epoll set (false while interest is none)
+    SplitToken token;
+    std::uint32_t sequence : 28 = 0;
+    std::uint32_t interest_bits : 2 = 0;
+    std::uint32_t registered : 1 = 0;  // known to us
+    std::uint32_t in_kernel : 1 = 0;   // in the epoll set (false while interest is none)
+
+    Interest interest() const noexcept { return static_cast<Interest>(interest_bits); }
+    void set_interest(Interest i) noexcept { interest_bits = static_cast<std::uint8_t>(i) & 3u; }
   };
+  static_assert(sizeof(Reg) == 12);
+
+  static constexpr std::uint32_t kSequenceMask = (1u << 28) - 1;
+  std::uint32_t take_sequence() noexcept { return next_sequence_++ & kSequenceMask; }
 
   bool registered(int fd) const noexcept {
     return fd >= 0 && static_cast<std::size_t>(fd) < regs_.size() && regs_[fd].registered;
@@ -201,8 +211,8 @@ class EpollBackend final : public Backend {
     for (std::size_t fd = 0; fd < regs_.size(); ++fd) {
       Reg& reg = regs_[fd];
       if (!reg.registered || !reg.in_kernel) continue;
-      reg.sequence = next_sequence_++;
-      if (ctl(EPOLL_CTL_ADD, static_cast<int>(fd), epoll_mask(reg.interest), reg.sequence)) {
+      reg.sequence = take_sequence();
+      if (ctl(EPOLL_CTL_ADD, static_cast<int>(fd), epoll_mask(reg.interest()), reg.sequence)) {
         reg.in_kernel = false;
       }
     }
@@ -210,7 +220,7 @@ class EpollBackend final : public Backend {
   }
 
   int epfd_;
-  std::vector<Reg> regs_;  // by fd
+  FdTable<Reg> regs_;  // by fd
   std::vector<epoll_event> events_;
   std::uint32_t next_sequence_ = 1;
 };

@@ -21,6 +21,8 @@
  *   probed with fcntl(F_GETFD) and each closed one is reported once as invalid and taken out
  *   of the sets (as if its interest were none), so the next wait is clean whether or not
  *   the caller has removed it yet.
+ * - A batch with less room than there are ready fds: the next scan starts at the first fd
+ *   left out, wrapping around, so none starves.
  * - Timeouts have microsecond precision, rounded up so that a wait never ends early.
  */
 #include <fcntl.h>
@@ -31,6 +33,7 @@
 #include <new>
 
 #include "backends/fd_check.hpp"
+#include "backends/fd_table.hpp"
 #include "reactor/core/backend.hpp"
 
 namespace reactor::backends {
@@ -49,7 +52,7 @@ class SelectBackend final : public Backend {
     if (auto ec = check_pollable(fd)) return ec;
     try {
       const std::size_t words = static_cast<std::size_t>(fd / kWordBits) + 1;
-      if (static_cast<std::size_t>(fd) >= regs_.size()) regs_.resize(fd + 1);
+      regs_.grow_to(static_cast<std::size_t>(fd));
       if (read_.size() < words) {
         read_.resize(words);
         write_.resize(words);
@@ -59,14 +62,14 @@ class SelectBackend final : public Backend {
     } catch (const std::bad_alloc&) {
       return std::make_error_code(std::errc::not_enough_memory);
     }
-    regs_[fd] = Reg{token, Interest::none, true};
+    regs_[fd] = Reg{SplitToken(token), Interest::none, true};
     set(fd, interest);
     return {};
   }
 
   std::error_code modify(int fd, Interest interest, std::uint64_t token) noexcept override {
     if (!registered(fd)) return std::make_error_code(std::errc::no_such_file_or_directory);
-    regs_[fd].token = token;
+    regs_[fd].token = SplitToken(token);
     set(fd, interest);
     return {};
   }
@@ -106,17 +109,32 @@ class SelectBackend final : public Backend {
       if (errno == EINTR || errno == EBADF) return {};  // EBADF: closed meanwhile; next time
       return {errno, std::generic_category()};
     }
-    for (std::size_t w = 0; w < words && out.size() < out.capacity(); ++w) {
+    // From start_'s word (its lower bits masked off) round to that same word again (only
+    // its lower bits): every ready fd once, those left out by the last full batch first.
+    const int start = start_ <= max_fd_ ? start_ : 0;
+    const std::size_t first = static_cast<std::size_t>(start / kWordBits);
+    const int first_bit = start % kWordBits;
+    for (std::size_t step = 0; step <= words && words > 0; ++step) {
+      const std::size_t w = (first + step) % words;
       Word any = scratch_read_[w] | scratch_write_[w];
-      while (any != 0 && out.size() < out.capacity()) {
+      if (step == 0) {
+        any &= ~Word{0} << first_bit;
+      } else if (step == words) {
+        any &= (Word{1} << first_bit) - 1;
+      }
+      while (any != 0) {
         const int bit = __builtin_ctzl(any);
         any &= any - 1;
         const Word mask = Word{1} << bit;
         const int fd = static_cast<int>(w) * kWordBits + bit;
+        if (out.size() == out.capacity()) {
+          start_ = fd;  // level-triggered: reported again next time, first
+          return {};
+        }
         std::uint8_t bits = 0;
         if (scratch_read_[w] & mask) bits |= IoEvents::kReadable;
         if (scratch_write_[w] & mask) bits |= IoEvents::kWritable;
-        out.push_back(Readiness{regs_[fd].token, IoEvents{bits}});
+        out.push_back(Readiness{regs_[fd].token.value(), IoEvents{bits}});
       }
     }
     return {};
@@ -124,7 +142,7 @@ class SelectBackend final : public Backend {
 
  private:
   struct Reg {
-    std::uint64_t token = 0;
+    SplitToken token;  // 12 bytes per fd in all
     Interest interest = Interest::none;
     bool registered = false;
   };
@@ -156,7 +174,7 @@ class SelectBackend final : public Backend {
   void report_closed(std::vector<Readiness>& out) noexcept {
     for (int fd = 0; fd <= max_fd_ && out.size() < out.capacity(); ++fd) {
       if (regs_[fd].interest == Interest::none || ::fcntl(fd, F_GETFD) >= 0) continue;
-      out.push_back(Readiness{regs_[fd].token, IoEvents{IoEvents::kInvalid}});
+      out.push_back(Readiness{regs_[fd].token.value(), IoEvents{IoEvents::kInvalid}});
       const Word mask = Word{1} << (fd % kWordBits);
       scratch_read_[fd / kWordBits] &= ~mask;
       scratch_write_[fd / kWordBits] &= ~mask;
@@ -165,7 +183,8 @@ class SelectBackend final : public Backend {
   }
 
   std::vector<Word> read_, write_, scratch_read_, scratch_write_;
-  std::vector<Reg> regs_;  // by fd
+  FdTable<Reg> regs_;  // by fd
+  int start_ = 0;      // the fd where the next scan of a wait's results begins
   int max_fd_ = -1;
 };
 

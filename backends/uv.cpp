@@ -8,6 +8,8 @@
  * epoll backend's.
  *
  * Quirks handled here:
+ * - A batch with less room than the ready fds: libuv reports them in the same order each wait,
+ *   so the ones left out are set aside and the next batches take turns (take_turns()).
  * - libuv abort()s when epoll_ctl fails inside uv_run. uv_poll_start only queues the change
  *   (as an EPOLL_CTL_ADD: it stops the handle first); the next uv_run makes the call, and it
  *   fails if the fd was closed (or its number reused by a file epoll refuses) behind our back
@@ -100,19 +102,20 @@ struct OwnHandles {
   int open = 0;          // handles initialised and not yet closed
 };
 
-// One watched fd. `handle` comes first so that a uv_handle_t* converts back to a Watch*.
+// One watched fd, 200 bytes (libuv's handle is 160 of them). `handle` comes first so that a
+// uv_handle_t* converts back to a Watch*; its `data` names the owning backend.
 struct Watch {
   uv_poll_t handle;
-  UvBackend* owner;
   int fd;
-  std::uint64_t token;
   Interest interest = Interest::none;
   bool started = false;  // ever handed to uv_poll_start: may be in the kernel's set
+  std::uint64_t token;
   dev_t device;
   ino_t inode;
-  std::uint64_t batch = 0;    // the poll() that last reported this fd
-  std::size_t out_index = 0;  // where, in that batch
+  std::uint32_t batch = 0;      // the poll() that last reported this fd (0: none)
+  std::uint32_t out_index = 0;  // where, in that batch
 };
+static_assert(sizeof(Watch) <= sizeof(uv_poll_t) + 40);
 
 class UvBackend final : public detail::HostedBackend {
  public:
@@ -174,7 +177,7 @@ class UvBackend final : public detail::HostedBackend {
       delete w;  // never initialised as a handle: no close needed
       return uv_code(rc);
     }
-    w->owner = this;
+    w->handle.data = this;
     w->fd = fd;
     w->token = token;
     w->device = st.st_dev;
@@ -222,7 +225,7 @@ class UvBackend final : public detail::HostedBackend {
       if (auto ec = rebuild()) return ec;
     }
     out_ = &out;
-    ++batch_;
+    next_batch();
     uv_run_mode mode = UV_RUN_ONCE;
     if (timeout && timeout->count() <= 0) {
       mode = UV_RUN_NOWAIT;
@@ -231,9 +234,11 @@ class UvBackend final : public detail::HostedBackend {
       uv_timer_start(
           &own_->timer, [](uv_timer_t*) {}, wait_ms(timeout->count()), 0);
     }
+    const std::size_t first = out.size();
     in_poll_ = true;
     uv_run(loop_, mode);
     in_poll_ = false;
+    take_turns(out, first);
     uv_timer_stop(&own_->timer);
     out_ = nullptr;
     return {};
@@ -283,7 +288,7 @@ class UvBackend final : public detail::HostedBackend {
     if (rebuild_) rebuild();
     host_batch_->clear();
     out_ = host_batch_;
-    ++batch_;
+    next_batch();
     const std::optional<std::chrono::nanoseconds> wait = hooks_.next_wait(hooks_.loop);
     if (wait && wait->count() <= 0) {
       uv_idle_start(&own_->idle, [](uv_idle_t*) {});
@@ -297,10 +302,42 @@ class UvBackend final : public detail::HostedBackend {
   // The caller's uv_run has waited: the Reactor runs what the wait found, and what is due.
   void after_host_wait() noexcept {
     if (in_poll_ || out_ == nullptr) return;  // null: the Reactor came after the prepare
+    take_turns(*out_, 0);
     out_ = nullptr;
     uv_timer_stop(&own_->timer);
     uv_idle_stop(&own_->idle);
     if (hooks_.after_wait(hooks_.loop)) uv_stop(loop_);
+  }
+
+  // libuv hands the ready fds over in the kernel's order, which stays the same from one wait to
+  // the next while they stay ready: a batch too small for them all would take the same first
+  // ones every time. So when some were set aside, the batch's new entries and those are taken
+  // as one ring, and the batch gets the room's worth starting a little further on each time.
+  // Batch numbers are 32 bits: when they wrap, every watch forgets its last one, so that a
+  // watch last reported 2^32 batches ago is not taken for one reported in this batch.
+  void next_batch() noexcept {
+    if (++batch_ != 0) return;
+    for (Watch* w : watches_) {
+      if (w != nullptr) w->batch = 0;
+    }
+    batch_ = 1;
+  }
+
+  void take_turns(std::vector<Readiness>& out, std::size_t first) noexcept {
+    if (set_aside_.empty()) return;
+    const std::size_t room = out.size() - first;
+    try {
+      ring_.assign(out.begin() + static_cast<std::ptrdiff_t>(first), out.end());
+      ring_.insert(ring_.end(), set_aside_.begin(), set_aside_.end());
+    } catch (const std::bad_alloc&) {
+      set_aside_.clear();
+      return;  // this batch as it came
+    }
+    set_aside_.clear();
+    const std::size_t start = turn_ % ring_.size();
+    turn_ += room;
+    out.resize(first);
+    for (std::size_t i = 0; i < room; ++i) out.push_back(ring_[(start + i) % ring_.size()]);
   }
 
   Watch* find(int fd) const noexcept {
@@ -364,7 +401,7 @@ class UvBackend final : public detail::HostedBackend {
 
   static void on_poll(uv_poll_t* handle, int status, int events) {
     Watch* w = reinterpret_cast<Watch*>(handle);
-    w->owner->report(*w, status, events);
+    static_cast<UvBackend*>(w->handle.data)->report(*w, status, events);
   }
 
   void report(Watch& w, int status, int events) noexcept {
@@ -384,12 +421,27 @@ class UvBackend final : public detail::HostedBackend {
     }
     if (bits == 0 || out_ == nullptr) return;
     if (w.batch == batch_) {
-      (*out_)[w.out_index].events.bits |= bits;
+      if (w.out_index & kSetAside) {
+        set_aside_[w.out_index & ~kSetAside].events.bits |= bits;
+      } else {
+        (*out_)[w.out_index].events.bits |= bits;
+      }
       return;
     }
-    if (out_->size() == out_->capacity()) return;  // level-triggered: reported next time
     w.batch = batch_;
-    w.out_index = out_->size();
+    if (out_->size() == out_->capacity()) {
+      // No room: owed to a later batch (level-triggered). Kept aside so that the batch can be
+      // rotated (see take_turns()); without memory it is simply left out.
+      try {
+        set_aside_.push_back(Readiness{w.token, IoEvents{bits}});
+      } catch (const std::bad_alloc&) {
+        w.batch = 0;
+        return;
+      }
+      w.out_index = kSetAside | static_cast<std::uint32_t>(set_aside_.size() - 1);
+      return;
+    }
+    w.out_index = static_cast<std::uint32_t>(out_->size());
     out_->push_back(Readiness{w.token, IoEvents{bits}});
   }
 
@@ -404,7 +456,12 @@ class UvBackend final : public detail::HostedBackend {
   std::vector<bool> queued_;     // by fd: in unflushed_
   bool rebuild_ = false;         // stale kernel entries possible: see forget()
   std::vector<Readiness>* out_ = nullptr;
-  std::uint64_t batch_ = 0;
+  std::uint32_t batch_ = 0;
+  // Reports of a wait that found the batch full, and the scratch take_turns() rotates in.
+  static constexpr std::uint32_t kSetAside = std::uint32_t{1} << 31;  // in Watch::out_index
+  std::vector<Readiness> set_aside_;
+  std::vector<Readiness> ring_;
+  std::size_t turn_ = 0;
 };
 
 }  // namespace

@@ -33,6 +33,8 @@
 ///   without waiting, whatever is registered: a wait that could report nothing is a caller's
 ///   bug, made loud. A caller that keeps the capacity above the number of registered fds
 ///   never leaves anything ready out of a batch. An fd appears at most once per batch.
+///   Batches smaller than what is ready take turns: while fds stay ready, successive polls
+///   hand over every one of them within a bounded number of polls (none starves).
 /// - Timeouts are rounded up to the mechanism's resolution (poll: 1 ns, select: 1 us, epoll:
 ///   1 ms, uv: 1 ms plus 1 ms for libuv's cached clock), so a wait with nothing ready never
 ///   ends early: poll() returns no sooner than `timeout` after it was called, unless a signal

@@ -22,7 +22,6 @@
 
 namespace reactor {
 
-using detail::IoSlot;
 using detail::LoopState;
 using detail::TimerId;
 namespace signals = detail::signals;
@@ -184,7 +183,7 @@ Reactor::~Reactor() {
   bool ours = s.owner_pid == ::getpid();
   if (!ours) ours = !s.backend->after_fork();
   for (std::size_t fd = 0; ours && fd < s.io.size(); ++fd) {
-    if (s.io[fd].active) s.backend->remove(static_cast<int>(fd));
+    if (s.io.active(fd)) s.backend->remove(static_cast<int>(fd));
   }
   ::close(s.wake_fd);
   // Handlers are destroyed with the state; a handler's destructor that touches a handle of
@@ -205,6 +204,26 @@ IoWatcher Reactor::watch(int fd, Interest interest, IoHandler handler) {
 
 IoWatcher Reactor::watch(int fd, Interest interest, IoHandler handler,
                          std::error_code& ec) noexcept {
+  if (!handler) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    return {};
+  }
+  detail::IoCallable callable;
+  try {
+    callable = detail::IoCallable(std::move(handler));
+  } catch (const std::bad_alloc&) {
+    ec = std::make_error_code(std::errc::not_enough_memory);
+    return {};
+  }
+  return watch_callable(fd, interest, std::move(callable), ec);
+}
+
+void Reactor::throw_watch_error(std::error_code ec, int fd) {
+  throw std::system_error(ec, "reactor: watch fd " + std::to_string(fd));
+}
+
+IoWatcher Reactor::watch_callable(int fd, Interest interest, detail::IoCallable handler,
+                                  std::error_code& ec) noexcept {
   REACTOR_CHECK_LOOP_THREAD(*this, "Reactor::watch()");
   LoopState& s = *state_;
   ec.clear();
@@ -216,67 +235,69 @@ IoWatcher Reactor::watch(int fd, Interest interest, IoHandler handler,
   // the backend, whose kernel call checks anyway (epoll, libuv) or which checks itself
   // (select, poll): no extra system call here per watch.
   const auto index = static_cast<std::size_t>(fd);
-  if (index < s.io.size() && s.io[index].active) {
+  if (index < s.io.size() && s.io.active(index)) {
     ec = std::make_error_code(std::errc::file_exists);
     return {};
   }
   try {
-    // Grow now, never in the hot path: the batch holds every registered fd, so nothing
-    // ready is ever left out of it.
-    if (index >= s.io.size()) s.io.resize(std::max(index + 1, s.io.size() * 2));
-    if (s.ready.capacity() < s.registered + 1) {
-      s.ready.reserve(std::max<std::size_t>(64, 2 * (s.registered + 1)));
+    // Grow now, never in the hot path.
+    s.io.grow_to(index);
+    if (s.ready.capacity() < std::min(detail::kMaxBatch, s.registered + 1)) {
+      s.ready.reserve(
+          std::min(detail::kMaxBatch, std::max<std::size_t>(64, 2 * (s.registered + 1))));
     }
   } catch (const std::bad_alloc&) {
     ec = std::make_error_code(std::errc::not_enough_memory);
     return {};
   }
-  IoSlot& slot = s.io[index];
-  const std::uint32_t generation = slot.generation + 1;
+  const std::uint32_t generation = s.io.generation(index) + 1;
   ec = s.backend->add(fd, interest, detail::make_token(fd, generation));
   if (ec) return {};
-  slot.generation = generation;
-  slot.handler = std::move(handler);
-  slot.interest = interest;
-  slot.active = true;
+  s.io.activate(index, generation, interest);
+  // The slot's own handler may still be running (it stopped its own watch and watches the
+  // same fd again): the new one waits until that call returns.
+  (fd == s.running_fd ? s.parked : s.io.handler(index)) = std::move(handler);
   ++s.registered;
   return IoWatcher(s.self, fd, generation);
 }
 
 bool Reactor::watching(int fd, std::uint32_t generation) const noexcept {
-  const LoopState& s = *state_;
-  const auto index = static_cast<std::size_t>(fd);
-  return fd >= 0 && index < s.io.size() && s.io[index].active &&
-         s.io[index].generation == generation;
+  return fd >= 0 && state_->io.live(static_cast<std::size_t>(fd), generation);
 }
 
 Interest Reactor::interest_of(int fd, std::uint32_t generation) const noexcept {
-  return watching(fd, generation) ? state_->io[fd].interest : Interest::none;
+  return watching(fd, generation) ? state_->io.interest(static_cast<std::size_t>(fd))
+                                  : Interest::none;
 }
 
 std::error_code Reactor::set_interest(int fd, std::uint32_t generation,
                                       Interest interest) noexcept {
   if (!watching(fd, generation)) return std::make_error_code(std::errc::bad_file_descriptor);
-  IoSlot& slot = state_->io[fd];
-  if (slot.interest == interest) return {};
-  if (auto ec = state_->backend->modify(fd, interest, detail::make_token(fd, generation))) {
-    return ec;
-  }
-  slot.interest = interest;
+  LoopState& s = *state_;
+  const auto index = static_cast<std::size_t>(fd);
+  if (s.io.interest(index) == interest) return {};
+  if (auto ec = s.backend->modify(fd, interest, detail::make_token(fd, generation))) return ec;
+  s.io.set_interest(index, interest);
   return {};
 }
 
 void Reactor::unwatch(int fd, std::uint32_t generation) noexcept {
   if (!watching(fd, generation)) return;
   LoopState& s = *state_;
-  IoSlot& slot = s.io[fd];
-  slot.active = false;
-  ++slot.generation;  // any event of the old registration still in the batch is now stale
-  slot.interest = Interest::none;
+  const auto index = static_cast<std::size_t>(fd);
+  s.io.deactivate(index);  // any event of the old registration still in the batch is now stale
   --s.registered;
   s.backend->remove(fd);
-  // Destroyed last: its destructor may run user code that watches or unwatches again.
-  IoHandler doomed = std::move(slot.handler);
+  if (fd == s.running_fd) {
+    // Its own call is under way: call_io() destroys the handler when the call returns.
+    if (generation == s.running_generation) return;
+    // A handler watched (and now unwatched) during that call, still set apart.
+    detail::IoCallable doomed = std::move(s.parked);
+    return;
+  }
+  // Destroyed last, off the table: its destructor may run user code that watches or
+  // unwatches again, even this same fd.
+  detail::IoCallable doomed = std::move(s.io.handler(index));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -485,7 +506,8 @@ std::size_t Reactor::run_once(std::optional<std::chrono::nanoseconds> timeout) {
       std::thread::id& dispatcher;
       ~Leave() { dispatcher = std::thread::id(); }
     } leave{s.dispatcher};
-    calls += dispatch_io();                                // 2.
+    calls += dispatch_io();  // 2.
+    if (s.ready.size() == s.ready.capacity()) calls += dispatch_more_io();
     if (s.signal_target >= 0) calls += deliver_signals();  // 3.
     if (s.timers.size() != 0) calls += fire_timers();      // 4.
     if (s.has_posted.load()) calls += run_posted();        // 5.
@@ -498,7 +520,7 @@ std::size_t Reactor::run_once(std::optional<std::chrono::nanoseconds> timeout) {
   }
 }
 
-std::size_t Reactor::dispatch_io() {
+std::size_t Reactor::dispatch_io(bool skip_served) {
   LoopState& s = *state_;
   std::size_t calls = 0;
   // By index, copying each entry: a callback may watch new fds, which may grow the batch's
@@ -507,44 +529,97 @@ std::size_t Reactor::dispatch_io() {
     const Readiness r = s.ready[i];
     const int fd = detail::token_fd(r.token);
     const std::uint32_t generation = detail::token_generation(r.token);
+    const auto index = static_cast<std::size_t>(fd);
     // Stopped or replaced earlier in this batch?
-    if (static_cast<std::size_t>(fd) >= s.io.size()) continue;
-    IoSlot& slot = s.io[static_cast<std::size_t>(fd)];
-    if (!slot.active || slot.generation != generation) continue;
-    IoHandler handler = std::move(slot.handler);
+    if (!s.io.live(index, generation)) continue;
+    if (skip_served) {
+      if (s.io.served(index)) continue;
+      s.io.set_served(index, true);
+      s.served.push_back(fd);  // room reserved by dispatch_more_io()
+    }
     IoEvents events;
     if (r.events.invalid()) {
       // Closed behind our back: the backend says so at most once (select, poll) or never
       // (epoll, uv), so forget the fd now, freeing its slot, and tell the handler once.
-      slot.active = false;
-      ++slot.generation;
-      slot.interest = Interest::none;
+      s.io.deactivate(index);
       --s.registered;
       s.backend->remove(fd);
       events.bits = IoEvents::kInvalid | (r.events.bits & IoEvents::kHangupOrError);
-      ++calls;
-      handler(events);
-      continue;
+    } else {
+      // Interest may have changed earlier in this batch: deliver only what is still wanted.
+      events.bits = r.events.bits & static_cast<std::uint8_t>(s.io.interest(index));
+      if (events.bits == 0) continue;
+      events.bits |= r.events.bits & IoEvents::kHangupOrError;
     }
-    // Interest may have changed earlier in this batch: deliver only what is still wanted.
-    events.bits = r.events.bits & static_cast<std::uint8_t>(slot.interest);
-    if (events.bits == 0) {
-      slot.handler = std::move(handler);
-      continue;
-    }
-    events.bits |= r.events.bits & IoEvents::kHangupOrError;
     ++calls;
-    detail::call_from_stack(
-        handler,
-        [&s, fd, generation](IoHandler& h) {
-          // The slot table may have grown during the call: index it again.
-          if (s.io[fd].active && s.io[fd].generation == generation) {
-            s.io[fd].handler = std::move(h);
-          }
-        },
-        events);
+    call_io(fd, generation, events);
   }
   return calls;
+}
+
+// A full batch (bounded by kMaxBatch, not by the fds watched) may have left ready fds out.
+// Level-triggered, they would come in the next iteration; but every fd ready at the wait is
+// served in this one, as with a batch holding them all: poll again without waiting, and
+// serve only the fds not served yet in this iteration, until a batch brings none.
+std::size_t Reactor::dispatch_more_io() {
+  LoopState& s = *state_;
+  struct Unmark {
+    LoopState& s;
+    ~Unmark() {
+      for (const int fd : s.served) {
+        if (static_cast<std::size_t>(fd) < s.io.size())
+          s.io.set_served(static_cast<std::size_t>(fd), false);
+      }
+      s.served.clear();
+    }
+  } unmark{s};
+  try {
+    s.served.reserve(s.registered + s.ready.capacity());
+  } catch (const std::bad_alloc&) {
+    return 0;  // they come in the next iteration
+  }
+  for (const Readiness& r : s.ready) {
+    const auto fd = static_cast<std::size_t>(detail::token_fd(r.token));
+    if (fd < s.io.size() && !s.io.served(fd)) {
+      s.io.set_served(fd, true);
+      s.served.push_back(static_cast<int>(fd));
+    }
+  }
+  std::size_t calls = 0;
+  for (;;) {
+    const std::size_t before = s.served.size();
+    s.ready.clear();
+    if (auto ec = s.backend->poll(s.ready, std::chrono::nanoseconds{0})) {
+      throw std::system_error(ec, "reactor: " + std::string(s.backend->name()) + " poll");
+    }
+    // A callback may have watched more fds than the room reserved above.
+    if (s.served.capacity() < s.served.size() + s.ready.size()) return calls;
+    calls += dispatch_io(true);
+    if (s.served.size() == before || s.ready.size() < s.ready.capacity()) return calls;
+  }
+}
+
+// The handler is called where it lies (the table's chunks never move). If the call ends
+// its own registration (stop, destroy, or the fd found invalid before the call), the handler
+// is destroyed when the call returns or throws, and a handler watched meanwhile for the same
+// fd takes its place.
+void Reactor::call_io(int fd, std::uint32_t generation, IoEvents events) {
+  LoopState& s = *state_;
+  const auto index = static_cast<std::size_t>(fd);
+  s.running_fd = fd;
+  s.running_generation = generation;
+  struct Done {
+    LoopState& s;
+    std::size_t index;
+    std::uint32_t generation;
+    ~Done() {
+      s.running_fd = -1;
+      if (s.io.live(index, generation)) return;
+      detail::IoCallable doomed = std::move(s.io.handler(index));
+      if (s.parked) s.io.handler(index) = std::move(s.parked);
+    }
+  } done{s, index, generation};
+  s.io.handler(index)(events);
 }
 
 std::size_t Reactor::deliver_signals() {
@@ -682,8 +757,14 @@ std::error_code Reactor::after_fork() noexcept {
     // A watcher, repeating timer or signal watcher whose callback the lost thread was
     // running has its handler on that thread's stack: it is stopped here (after the
     // backend has kernel state of its own, so that removing it leaves the parent's alone).
-    for (std::size_t fd = 0; fd < s.io.size(); ++fd) {
-      if (s.io[fd].active && !s.io[fd].handler) unwatch(static_cast<int>(fd), s.io[fd].generation);
+    if (s.running_fd >= 0) {
+      const int fd = s.running_fd;
+      const auto index = static_cast<std::size_t>(fd);
+      s.running_fd = -1;
+      // That call never returns: its handler is left as it is, neither run nor destroyed.
+      s.io.handler(index).abandon();
+      if (s.parked) s.io.handler(index) = std::move(s.parked);
+      unwatch(fd, s.running_generation);  // unless the call had ended its watch already
     }
     s.timers.for_each_fired([this](TimerId id) { cancel_timer(id.index, id.generation); });
     for (std::uint32_t i = 0; i < s.signal_slots.size(); ++i) {

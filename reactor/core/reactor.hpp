@@ -50,9 +50,11 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 
 #include "reactor/core/backend.hpp"
 #include "reactor/core/debug.hpp"
+#include "reactor/core/detail/io_callable.hpp"
 #include "reactor/core/io_watcher.hpp"
 #include "reactor/core/signal_watcher.hpp"
 #include "reactor/core/timer.hpp"
@@ -72,6 +74,16 @@ struct LoopCheck;
 /// Called with what was found ready; IoEvents::invalid() means the fd was closed behind the
 /// loop's back and the watcher has already been stopped.
 using IoHandler = std::function<void(IoEvents)>;
+namespace detail {
+/// What the template Reactor::watch() takes: a class object callable with IoEvents, other
+/// than an IoHandler (which has overloads of its own).
+template <class F>
+concept IoHandlerObject =
+    std::is_class_v<std::remove_cvref_t<F>> && !std::is_same_v<std::remove_cvref_t<F>, IoHandler> &&
+    !std::is_same_v<std::remove_cvref_t<F>, IoCallable> &&
+    std::is_invocable_v<std::remove_cvref_t<F>&, IoEvents>;
+}  // namespace detail
+
 /// Called on the loop thread when a timer fires.
 using TimerHandler = std::function<void()>;
 /// Called on the loop thread with the signal number, after the signal was delivered.
@@ -138,6 +150,23 @@ class REACTOR_API Reactor {
   IoWatcher watch(int fd, Interest interest, IoHandler handler);
   /// As above, with the error in `ec` instead of thrown (and an empty watcher returned).
   IoWatcher watch(int fd, Interest interest, IoHandler handler, std::error_code& ec) noexcept;
+  /// As the two above, for a handler given as a callable object other than an IoHandler (a
+  /// lambda): kept without a std::function around it, in the loop's own slot when it is at
+  /// most 16 bytes (a lambda holding a std::shared_ptr, or two pointers) and moves without
+  /// throwing, so such a watch allocates nothing beyond the loop's table. Building the handler
+  /// may throw std::bad_alloc (a bigger one goes to the heap), as a std::function would.
+  template <class F>
+  requires detail::IoHandlerObject<F> IoWatcher watch(int fd, Interest interest, F&& handler) {
+    std::error_code ec;
+    IoWatcher w = watch_callable(fd, interest, detail::IoCallable(std::forward<F>(handler)), ec);
+    if (ec) throw_watch_error(ec, fd);
+    return w;
+  }
+  template <class F>
+  requires detail::IoHandlerObject<F> IoWatcher watch(int fd, Interest interest, F&& handler,
+                                                      std::error_code& ec) {
+    return watch_callable(fd, interest, detail::IoCallable(std::forward<F>(handler)), ec);
+  }
 
   /// A one-shot timer firing once `delay` has passed (never earlier; negative counts as 0;
   /// a 0 delay fires on the next iteration). Enormous delays saturate and never fire.
@@ -241,6 +270,10 @@ class REACTOR_API Reactor {
   };
 
   void init();
+  IoWatcher watch_callable(int fd, Interest interest, detail::IoCallable handler,
+                           std::error_code& ec) noexcept;
+  [[noreturn]] static void throw_watch_error(std::error_code ec, int fd);
+  void call_io(int fd, std::uint32_t generation, IoEvents events);
   std::error_code set_interest(int fd, std::uint32_t generation, Interest interest) noexcept;
   Interest interest_of(int fd, std::uint32_t generation) const noexcept;
   bool watching(int fd, std::uint32_t generation) const noexcept;
@@ -253,7 +286,8 @@ class REACTOR_API Reactor {
                   TimerHandler handler);
   SignalWatcher add_signal(int signo, SignalHandler handler, int notify_fd);  // -1: none
 
-  std::size_t dispatch_io();
+  std::size_t dispatch_io(bool skip_served = false);
+  std::size_t dispatch_more_io();
   std::size_t deliver_signals();
   std::size_t fire_timers();
   std::size_t run_posted();

@@ -591,6 +591,38 @@ TEST_P(BackendContractTest, AFullBatchTakesExactlyTheRoomAndTheRestComeNextTime)
   for (Pipe& p : pipes) b().remove(p.r.get());
 }
 
+// More fds stay ready than one batch holds, and nobody drains them: each poll may serve only
+// a batch's worth, but whichever fds it picks, every one of them is served within a bounded
+// number of polls. A scan that always began at the lowest fd would serve the same few forever.
+TEST_P(BackendContractTest, MoreReadyThanABatchHoldsAreAllServedWithinBoundedPolls) {
+  constexpr std::size_t kReady = 200;
+  constexpr std::size_t kRoom = 7;
+  std::vector<Fd> fds;
+  for (std::size_t i = 0; i < kReady; ++i) {
+    fds.push_back(make_eventfd());
+    ASSERT_TRUE(signal_eventfd(fds.back().get()));
+    ASSERT_FALSE(b().add(fds.back().get(), Interest::read, i));
+  }
+  // Full batches cover them all in kReady / kRoom polls; allow twice that, plus one.
+  constexpr std::size_t kPolls = 2 * ((kReady + kRoom - 1) / kRoom) + 1;
+  std::vector<int> served(kReady, 0);
+  std::size_t polls = 0;
+  std::size_t left = kReady;
+  while (left > 0 && polls < kPolls) {
+    const Batch out = poll(0ns, kRoom);
+    ++polls;
+    ASSERT_EQ(out.size(), out.capacity()) << "poll " << polls << ": a full batch was owed";
+    for (const Readiness& r : out) {
+      ASSERT_LT(r.token, kReady);
+      EXPECT_TRUE(r.events.readable());
+      if (served[r.token]++ == 0) --left;
+    }
+  }
+  EXPECT_EQ(left, 0u) << left << " of " << kReady << " ready fds not served in " << polls
+                      << " polls of " << kRoom;
+  for (Fd& fd : fds) b().remove(fd.get());
+}
+
 TEST_P(BackendContractTest, ABatchWithNoRoomIsNoBufferSpaceAtOnce) {
   Pipe idle, ready;
   ASSERT_FALSE(b().add(idle.r.get(), Interest::read, 1));
