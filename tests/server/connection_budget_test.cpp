@@ -283,8 +283,11 @@ TEST_P(ConnectionBudgetTest, IdleServerConnectionCostsAtMost256Bytes) {
       "%s: %ld bytes of heap per idle connection, of which the loop's registration "
       "(tables, handler) %ld\n",
       GetParam().c_str(), per_connection, per_registration);
-  // The server's own share: the session (connection included) and the echo handler.
-  EXPECT_LE(per_connection - per_registration, kSessionChunk + kHandlerChunk + 16);
+  // The server's own share: the session (connection included) and the echo handler. The
+  // bare registration is measured on another loop, so its tables' growth differs a little;
+  // libuv's own per-handle memory varies more.
+  const long slack = GetParam() == "uv" ? 64 : 16;
+  EXPECT_LE(per_connection - per_registration, kSessionChunk + kHandlerChunk + slack);
   // The whole budget, for epoll and poll, once the loop's share is within its own (48 bytes
   // of tables and the handler's block): until then it is the loop's tables that exceed it.
   if ((GetParam() == "epoll" || GetParam() == "poll") && per_registration <= 48 + 32) {
