@@ -3,16 +3,17 @@
 
 #include "reactor/core/handler_call.hpp"
 
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 namespace reactor {
 
 namespace {
-
-constexpr std::size_t kShrinkAbove = std::size_t{1} << 20;
 
 std::error_code errno_code(int e = errno) noexcept { return {e, std::generic_category()}; }
 
@@ -99,27 +100,215 @@ std::string_view to_string(CloseReason reason) noexcept {
   return "unknown";
 }
 
+struct Connection::Cold {
+  DataHandler on_data;
+  CloseHandler on_close;
+  Handler on_eof;
+  Handler on_high;
+  Handler on_low;
+  Timer idle_timer;
+  Timer deadline_timer;
+  Reactor::Clock::time_point last_activity{};
+  std::unique_ptr<Options> options;  // set_idle_timeout()/set_deadline() changed a value
+  std::unique_ptr<Address> peer;     // a peer the compact form cannot hold
+};
+
+namespace {
+
+constexpr std::uint8_t kPeerInCold = 0xff;
+
+// One reference to the last Options made on this thread: connections accepted by one server
+// share one block instead of a copy each.
+struct LastShared {
+  void* shared = nullptr;
+  void (*release)(void*) = nullptr;
+  ~LastShared() {
+    if (shared) release(shared);
+  }
+};
+thread_local LastShared last_shared;
+
+}  // namespace
+
+Connection::Shared* Connection::share(Reactor& loop, const Options& options) {
+  Options o = options;
+  if (o.reads_per_iteration == 0) o.reads_per_iteration = 1;
+  if (o.read_size == 0) o.read_size = 64 * 1024;
+  auto* last = static_cast<Shared*>(last_shared.shared);
+  if (last && last->loop == &loop && last->options == o) {
+    last->refs.fetch_add(1, std::memory_order_relaxed);
+    return last;
+  }
+  auto* made = new Shared{{2}, &loop, o};  // ours and the thread's
+  if (last) release(last);
+  last_shared.shared = made;
+  last_shared.release = [](void* p) { release(static_cast<Shared*>(p)); };
+  return made;
+}
+
+void Connection::release(Shared* shared) noexcept {
+  if (shared->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete shared;
+}
+
+inline const Connection::Options& Connection::opts() const noexcept {
+  return cold_ && cold_->options ? *cold_->options : shared_->options;
+}
+
 std::shared_ptr<Connection> Connection::make(Reactor& loop, Socket socket, Options options) {
   return std::make_shared<Connection>(Key{}, loop, std::move(socket), options);
 }
 
-Connection::Connection(Key, Reactor& loop, Socket socket, Options options)
-    : loop_(loop),
-      socket_(std::move(socket)),
-      options_(options),
+Connection::Connection(Reactor& loop, Socket socket, const Options& options)
+    : shared_(share(loop, options)),
       input_(options.max_input),
-      output_(options.max_output) {
-  if (options_.reads_per_iteration == 0) options_.reads_per_iteration = 1;
-  if (options_.read_size == 0) options_.read_size = 64 * 1024;
-  if (options_.no_delay) socket_.set_no_delay(true);
-  std::error_code ignored;
-  peer_ = socket_.peer_address(ignored);
+      output_(options.max_output),
+      socket_(std::move(socket)) {
+  if (options.no_delay) socket_.set_no_delay(true);
+  try {
+    keep_peer();
+  } catch (...) {
+    release(shared_);
+    throw;
+  }
 }
 
-Connection::~Connection() = default;  // members stop the watcher before closing the socket
+void Connection::keep_peer() {
+  std::error_code ignored;
+  const Address peer = socket_.peer_address(ignored);
+  std::memset(peer_ip_, 0, sizeof peer_ip_);
+  peer_scope_ = 0;
+  peer_port_ = 0;
+  peer_family_ = static_cast<std::uint8_t>(peer.family());
+  switch (peer.family()) {
+    case Address::Family::none:
+      return;
+    case Address::Family::ipv4: {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(peer.native());
+      std::memcpy(peer_ip_, &in->sin_addr, sizeof in->sin_addr);
+      peer_port_ = in->sin_port;
+      return;
+    }
+    case Address::Family::ipv6: {
+      // The flow label is per packet, not part of the address (operator== ignores it too).
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(peer.native());
+      std::memcpy(peer_ip_, &in6->sin6_addr, sizeof in6->sin6_addr);
+      peer_port_ = in6->sin6_port;
+      peer_scope_ = in6->sin6_scope_id;
+      return;
+    }
+    default:
+      if (peer.native_size() == sizeof(sa_family_t)) return;  // unnamed Unix: the usual peer
+      peer_family_ = kPeerInCold;
+      cold().peer = std::make_unique<Address>(peer);
+  }
+}
+
+// The watcher stops before the socket closes: the loop must never see the number reused.
+Connection::~Connection() {
+  watcher_.stop();
+  cold_.reset();
+  socket_.close();
+  release(shared_);
+}
+
+Address Connection::peer_address() const noexcept {
+  std::error_code ignored;
+  switch (static_cast<Address::Family>(peer_family_)) {
+    case Address::Family::none:
+      return {};
+    case Address::Family::ipv4: {
+      sockaddr_in in{};
+      in.sin_family = AF_INET;
+      in.sin_port = peer_port_;
+      std::memcpy(&in.sin_addr, peer_ip_, sizeof in.sin_addr);
+      return Address::from_native(reinterpret_cast<const sockaddr*>(&in), sizeof in, ignored);
+    }
+    case Address::Family::ipv6: {
+      sockaddr_in6 in6{};
+      in6.sin6_family = AF_INET6;
+      in6.sin6_port = peer_port_;
+      in6.sin6_scope_id = peer_scope_;
+      std::memcpy(&in6.sin6_addr, peer_ip_, sizeof in6.sin6_addr);
+      return Address::from_native(reinterpret_cast<const sockaddr*>(&in6), sizeof in6, ignored);
+    }
+    case Address::Family::unix_path: {
+      sockaddr_un un{};
+      un.sun_family = AF_UNIX;
+      return Address::from_native(reinterpret_cast<const sockaddr*>(&un), sizeof(sa_family_t),
+                                  ignored);
+    }
+    default:
+      // Set by the constructor, before any other thread can see this connection.
+      return *cold_->peer;
+  }
+}
+
+const Connection::Options& Connection::options() const noexcept {
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::options()");
+  return opts();
+}
+
+Connection::Cold& Connection::cold() {
+  if (!cold_) cold_ = std::make_unique<Cold>();
+  return *cold_;
+}
+
+void Connection::on_data(DataHandler h) {
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::on_data()");
+  if (h || cold_) cold().on_data = std::move(h);
+}
+
+void Connection::on_close(CloseHandler h) {
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::on_close()");
+  if (h || cold_) cold().on_close = std::move(h);
+}
+
+void Connection::on_eof(Handler h) {
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::on_eof()");
+  if (h || cold_) cold().on_eof = std::move(h);
+}
+
+void Connection::on_high_watermark(Handler h) {
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::on_high_watermark()");
+  if (h || cold_) cold().on_high = std::move(h);
+}
+
+void Connection::on_low_watermark(Handler h) {
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::on_low_watermark()");
+  if (h || cold_) cold().on_low = std::move(h);
+}
+
+void Connection::data_event(Buffer& input) {
+  if (cold_) invoke(cold_->on_data, *this, input);
+}
+
+bool Connection::eof_event() {
+  if (!cold_ || !cold_->on_eof) return false;
+  invoke(cold_->on_eof, *this);
+  return true;
+}
+
+void Connection::high_watermark_event() {
+  if (cold_) invoke(cold_->on_high, *this);
+}
+
+void Connection::low_watermark_event() {
+  if (cold_) invoke(cold_->on_low, *this);
+}
+
+void Connection::close_event(CloseReason reason, std::error_code ec) {
+  if (!cold_) return;
+  CloseHandler on_close = std::move(cold_->on_close);
+  // Handlers often capture a shared_ptr to this connection: drop them to break the cycle.
+  cold_->on_data = nullptr;
+  cold_->on_eof = nullptr;
+  cold_->on_high = nullptr;
+  cold_->on_low = nullptr;
+  if (on_close) on_close(*this, reason, ec);
+}
 
 void Connection::start() {
-  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::start()");
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::start()");
   REACTOR_CHECK(!started_, "Connection::start()", "called a second time");
   if (started_ || state_ == State::closed) return;
   started_ = true;
@@ -129,14 +318,14 @@ void Connection::start() {
   // The registration owns the connection: the loop runs a handler from the stack, so the
   // connection outlives its own callbacks without a reference count per event, and a loop
   // destroyed with connections open frees them.
-  watcher_ = loop_.watch(
+  watcher_ = loop().watch(
       socket_.fd(), interest_, [self = shared_from_this()](IoEvents e) { self->on_io(e); }, ec);
   if (ec) {
     teardown(CloseReason::error, ec);
     return;
   }
-  set_idle_timeout(options_.idle_timeout);
-  set_deadline(options_.deadline);
+  set_idle_timeout(opts().idle_timeout);
+  set_deadline(opts().deadline);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -156,24 +345,29 @@ void Connection::handle_read() {
   std::size_t got = 0;
   bool eof = false;
   std::error_code failure;
-  for (unsigned i = 0; i < options_.reads_per_iteration; ++i) {
-    std::error_code ec;
-    const std::size_t n = input_.read_from(socket_.fd(), options_.read_size, ec);
-    if (ec == std::errc::resource_unavailable_try_again) break;
-    if (ec) {
-      failure = ec;
-      break;
+  {
+    const Options& o = opts();  // not across data_event(): it may change the options
+    for (unsigned i = 0; i < o.reads_per_iteration; ++i) {
+      std::error_code ec;
+      const std::size_t n = input_.read_from(socket_.fd(), o.read_size, ec);
+      if (ec == std::errc::resource_unavailable_try_again) break;
+      if (ec) {
+        failure = ec;
+        break;
+      }
+      if (n == 0) {
+        eof = true;
+        break;
+      }
+      got += n;
+      if (n < o.read_size) break;  // drained, most likely: spare an EAGAIN read
     }
-    if (n == 0) {
-      eof = true;
-      break;
-    }
-    got += n;
-    if (n < options_.read_size) break;  // drained, most likely: spare an EAGAIN read
   }
   if (got > 0) {
-    if (options_.idle_timeout.count() > 0) last_activity_ = loop_.now();
-    invoke(on_data_, *this, input_);
+    touch();
+    data_event(input_);
+    // All consumed: an idle connection holds no input memory.
+    if (input_.empty()) input_.shrink();
     if (state_ == State::closed) return;
   }
   if (failure) {
@@ -194,11 +388,9 @@ void Connection::handle_eof() {
     teardown(CloseReason::eof, {});
     return;
   }
-  if (on_eof_) {
-    update_interest();
-    invoke(on_eof_, *this);
-    return;
-  }
+  update_interest();
+  if (state_ != State::open) return;
+  if (eof_event() || state_ != State::open) return;
   if (output_.empty()) {
     teardown(CloseReason::eof, {});
     return;
@@ -212,16 +404,16 @@ void Connection::handle_write() {
   if (!write_queued()) return;
   if (output_.empty()) {
     if (state_ == State::closing) {
-      teardown(close_reason_, close_error_);
+      teardown(close_reason_, {});
       return;
     }
     if (shutdown_requested_ && !write_shut_) finish_shutdown();
   }
   if (state_ == State::closed) return;
   update_interest();
-  if (above_high_ && output_.size() <= options_.low_watermark) {
+  if (above_high_ && output_.size() <= opts().low_watermark) {
     above_high_ = false;
-    invoke(on_low_, *this);
+    low_watermark_event();
   }
 }
 
@@ -240,28 +432,32 @@ bool Connection::write_queued() {
     output_.consume(static_cast<std::size_t>(n));
     if (partial) break;  // the socket is full
   }
-  if (options_.idle_timeout.count() > 0) last_activity_ = loop_.now();
-  if (output_.empty() && output_.capacity() > kShrinkAbove) output_.shrink();
+  touch();
+  if (output_.empty()) output_.shrink();  // flushed: an idle connection holds no output memory
   return true;
 }
 
+void Connection::touch() noexcept {
+  if (cold_ && opts().idle_timeout.count() > 0) cold_->last_activity = loop().now();
+}
+
 void Connection::on_idle_timer() {
-  const auto idle = options_.idle_timeout;
-  const auto quiet = loop_.now() - last_activity_;
+  const auto idle = opts().idle_timeout;
+  const auto quiet = loop().now() - cold_->last_activity;
   if (quiet >= idle) {
     teardown(CloseReason::timeout, std::make_error_code(std::errc::timed_out));
     return;
   }
   // Activity since the timer was set: one timer per connection, re-armed only when it
   // fires, instead of a timer operation per message.
-  idle_timer_ = loop_.after(idle - quiet, [this] { on_idle_timer(); });
+  cold_->idle_timer = loop().after(idle - quiet, [this] { on_idle_timer(); });
 }
 
 // ---------------------------------------------------------------------------------------
 // Calls from the user
 
 std::error_code Connection::send(std::string_view bytes) {
-  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::send()");
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::send()");
   if (state_ != State::open || shutdown_requested_) {
     return std::make_error_code(std::errc::broken_pipe);
   }
@@ -281,12 +477,13 @@ std::error_code Connection::send(std::string_view bytes) {
       teardown(reason_for(ec), ec);
       return ec;
     }
-    if (options_.idle_timeout.count() > 0) last_activity_ = loop_.now();
+    touch();
     if (written == bytes.size()) return {};
   }
   const std::string_view rest = bytes.substr(written);
+  const Options& o = opts();
   std::error_code ec;
-  if (rest.size() > options_.max_output - output_.size()) {
+  if (rest.size() > o.max_output - output_.size()) {
     ec = std::make_error_code(std::errc::no_buffer_space);
   } else {
     ec = output_.append(rest);
@@ -296,11 +493,11 @@ std::error_code Connection::send(std::string_view bytes) {
     return ec;
   }
   if (started_) update_interest();
-  if (!above_high_ && output_.size() >= options_.high_watermark) {
+  if (!above_high_ && output_.size() >= o.high_watermark) {
     above_high_ = true;
     // Not from inside this call: the producer hears it from the loop.
-    loop_.post([self = shared_from_this()] {
-      if (self->state_ != State::closed && self->above_high_) invoke(self->on_high_, *self);
+    loop().post([self = shared_from_this()] {
+      if (self->state_ != State::closed && self->above_high_) self->high_watermark_event();
     });
   }
   return {};
@@ -313,11 +510,11 @@ std::error_code Connection::send(Buffer& bytes) {
 }
 
 void Connection::send_from_any_thread(std::string bytes) {
-  loop_.post([self = shared_from_this(), bytes = std::move(bytes)] { self->send(bytes); });
+  loop().post([self = shared_from_this(), bytes = std::move(bytes)] { self->send(bytes); });
 }
 
 std::error_code Connection::shutdown() {
-  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::shutdown()");
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::shutdown()");
   if (state_ != State::open || shutdown_requested_) {
     return std::make_error_code(std::errc::broken_pipe);
   }
@@ -334,7 +531,7 @@ void Connection::finish_shutdown() {
 }
 
 void Connection::close() {
-  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::close()");
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::close()");
   if (state_ != State::open) return;
   if (!started_ || output_.empty() || write_shut_) {
     teardown(CloseReason::local, {});
@@ -346,7 +543,7 @@ void Connection::close() {
 }
 
 void Connection::abort() {
-  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::abort()");
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::abort()");
   if (state_ == State::closed) return;
   socket_.set_reset_on_close();
   aborted_ = true;
@@ -355,36 +552,47 @@ void Connection::abort() {
 }
 
 void Connection::close_from_any_thread() {
-  loop_.post([self = shared_from_this()] { self->close(); });
+  loop().post([self = shared_from_this()] { self->close(); });
 }
 
 void Connection::pause_reading() {
-  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::pause_reading()");
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::pause_reading()");
   reading_ = false;
   update_interest();
 }
 
 void Connection::resume_reading() {
-  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::resume_reading()");
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::resume_reading()");
   reading_ = true;
   update_interest();
 }
 
+// Copy on write: the shared block is never changed, a connection that changes a timeout gets
+// its own Options.
+void Connection::change_options(std::chrono::nanoseconds Options::*field,
+                                std::chrono::nanoseconds value) {
+  if (opts().*field == value) return;
+  Cold& c = cold();
+  if (!c.options) c.options = std::make_unique<Options>(shared_->options);
+  (*c.options).*field = value;
+}
+
 void Connection::set_idle_timeout(std::chrono::nanoseconds timeout) {
-  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::set_idle_timeout()");
-  options_.idle_timeout = timeout;
-  idle_timer_.cancel();
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::set_idle_timeout()");
+  change_options(&Options::idle_timeout, timeout);
+  if (cold_) cold_->idle_timer.cancel();
   if (!started_ || state_ == State::closed || timeout.count() <= 0) return;
-  last_activity_ = loop_.now();
-  idle_timer_ = loop_.after(timeout, [this] { on_idle_timer(); });
+  Cold& c = cold();
+  c.last_activity = loop().now();
+  c.idle_timer = loop().after(timeout, [this] { on_idle_timer(); });
 }
 
 void Connection::set_deadline(std::chrono::nanoseconds from_now) {
-  REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::set_deadline()");
-  options_.deadline = from_now;
-  deadline_timer_.cancel();
+  REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::set_deadline()");
+  change_options(&Options::deadline, from_now);
+  if (cold_) cold_->deadline_timer.cancel();
   if (!started_ || state_ == State::closed || from_now.count() <= 0) return;
-  deadline_timer_ = loop_.after(from_now, [this] {
+  cold().deadline_timer = loop().after(from_now, [this] {
     teardown(CloseReason::timeout, std::make_error_code(std::errc::timed_out));
   });
 }
@@ -411,32 +619,24 @@ void Connection::teardown(CloseReason reason, std::error_code ec) {
   std::shared_ptr<Connection> keep = shared_from_this();
   state_ = State::closed;
   close_reason_ = reason;
-  close_error_ = ec;
   watcher_.stop();  // before close(): the loop must never see the number reused under us
-  idle_timer_.cancel();
-  deadline_timer_.cancel();
+  if (cold_) {
+    cold_->idle_timer.cancel();
+    cold_->deadline_timer.cancel();
+  }
+  const Options& o = opts();
   if (reason == CloseReason::local && !aborted_ && started_ && !read_eof_) {
     // A graceful close with the peer possibly still sending: closing with unread input
     // would reset the connection, and the reset can overtake what we sent last.
     if (!write_shut_) socket_.shutdown(SHUT_WR);
-    linger_on_loop(loop_, std::move(socket_), options_.linger_bytes, options_.linger_timeout);
+    linger_on_loop(loop(), std::move(socket_), o.linger_bytes, o.linger_timeout);
   }
   socket_.close();
-  output_ = Buffer(options_.max_output);
+  output_ = Buffer(o.max_output);
   if (!started_) return;
-  // on_close runs from the loop, never inside the call that closed us; the task keeps us
+  // close_event runs from the loop, never inside the call that closed us; the task keeps us
   // alive until it has run.
-  loop_.post([self = std::move(keep)] { self->report_close(); });
-}
-
-void Connection::report_close() {
-  CloseHandler on_close = std::move(on_close_);
-  // Handlers often capture a shared_ptr to this connection: drop them to break the cycle.
-  on_data_ = nullptr;
-  on_eof_ = nullptr;
-  on_high_ = nullptr;
-  on_low_ = nullptr;
-  if (on_close) on_close(*this, close_reason_, close_error_);
+  loop().post([self = std::move(keep), reason, ec] { self->close_event(reason, ec); });
 }
 
 }  // namespace reactor

@@ -39,9 +39,27 @@
 /// - Closed is a state, not a misuse: the peer or a limit can close a connection at any time,
 ///   so send() and shutdown() after a close return EPIPE, and close(), abort(), the pauses and
 ///   the timeouts do nothing, with or without the debug checks. Only start() twice aborts.
+///
+/// Extension point: a class may derive from Connection instead of setting the five callbacks,
+/// to keep its own per-connection state in the same allocation (std::make_shared<Derived>).
+/// It calls the protected constructor and overrides the protected event hooks (data_event(),
+/// eof_event(), high_watermark_event(), low_watermark_event(), close_event()), whose default
+/// implementations call the callbacks set with on_data() and the others. Every clause above
+/// holds for the hooks as for the callbacks: they run on the loop, never inside a call of
+/// yours into this class; close_event() runs exactly once, last, for a started connection.
+/// The object must be held by std::shared_ptr before start() (the loop's registration holds
+/// a reference, as for make()).
+///
+/// Memory: an idle connection holds no buffer memory (input is given back once on_data has
+/// consumed it, output once it is flushed); the Options are shared by the connections made
+/// on one thread with equal Options and the same loop; the callbacks, the timers and a peer
+/// address that is not IPv4, IPv6 or an unnamed Unix socket live in a block allocated only
+/// when one of them is used.
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -90,6 +108,9 @@ class REACTOR_API Connection : public std::enable_shared_from_this<Connection> {
     /// Lingering close: longest wait for the peer's end of stream; 0: close at once (a
     /// peer whose input is unread then gets a reset, and may lose our last bytes).
     std::chrono::nanoseconds linger_timeout{std::chrono::seconds{1}};
+
+    /// Memberwise.
+    friend bool operator==(const Options&, const Options&) = default;
   };
 
   /// Called with the connection and its input buffer when bytes arrived (on_data()).
@@ -105,41 +126,26 @@ class REACTOR_API Connection : public std::enable_shared_from_this<Connection> {
   static std::shared_ptr<Connection> make(Reactor& loop, Socket socket) {
     return make(loop, std::move(socket), Options{});
   }
-  ~Connection();
+  virtual ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
   /// Data arrived: it is in `input`; consume what you use (input.consume(n)). What you
   /// leave stays for the next call.
-  void on_data(DataHandler h) {
-    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_data()");
-    on_data_ = std::move(h);
-  }
+  void on_data(DataHandler h);
   /// Exactly once, last (for a connection that was started).
-  void on_close(CloseHandler h) {
-    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_close()");
-    on_close_ = std::move(h);
-  }
+  void on_close(CloseHandler h);
   /// The peer shut down its writing side. If set, the connection stays open (you may still
   /// send, then shutdown() or close()); if not set, queued output is flushed and the
   /// connection closes with CloseReason::eof. After our own shutdown() it is not called: both
   /// directions are finished and the connection closes with CloseReason::eof.
-  void on_eof(Handler h) {
-    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_eof()");
-    on_eof_ = std::move(h);
-  }
+  void on_eof(Handler h);
   /// Queued output reached Options::high_watermark: pause what produces it. Runs once per
   /// crossing: not again until the queue has fallen back to Options::low_watermark.
-  void on_high_watermark(Handler h) {
-    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_high_watermark()");
-    on_high_ = std::move(h);
-  }
+  void on_high_watermark(Handler h);
   /// Queued output fell back to Options::low_watermark after a high-watermark call: resume
   /// the producer.
-  void on_low_watermark(Handler h) {
-    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::on_low_watermark()");
-    on_low_ = std::move(h);
-  }
+  void on_low_watermark(Handler h);
 
   /// Starts reading (and the timers). Call once, after setting the handlers (debug checks:
   /// a second call aborts; without them it does nothing). Errors (the loop refused the fd)
@@ -182,7 +188,7 @@ class REACTOR_API Connection : public std::enable_shared_from_this<Connection> {
   void resume_reading();
   /// False between pause_reading() and resume_reading(); true otherwise.
   bool reading() const noexcept {
-    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::reading()");
+    REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::reading()");
     return reading_;
   }
 
@@ -194,17 +200,17 @@ class REACTOR_API Connection : public std::enable_shared_from_this<Connection> {
   /// True until the connection is closed (by either side, a limit or a timeout); a
   /// connection that is flushing its queue before a graceful close is still open.
   bool open() const noexcept {
-    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::open()");
+    REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::open()");
     return state_ != State::closed;
   }
   /// Bytes of output queued and not yet written to the socket.
   std::size_t queued() const noexcept {
-    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::queued()");
+    REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::queued()");
     return output_.size();
   }
   /// The input buffer on_data() is given: bytes received and not yet consumed.
   Buffer& input() noexcept {
-    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::input()");
+    REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::input()");
     return input_;
   }
   /// This end's address, asked of the kernel (getsockname) on each call: a connection does
@@ -218,31 +224,67 @@ class REACTOR_API Connection : public std::enable_shared_from_this<Connection> {
     return local_address(ignored);
   }
   ///@}
-  /// Thread rule: any thread.
-  const Address& peer_address() const noexcept { return peer_; }
+  /// The peer's address, asked of the kernel by make() and kept (an empty Address if the
+  /// kernel did not tell). Returned by value, from a compact copy. Thread rule: any thread.
+  Address peer_address() const noexcept;
   /// -1 once closed.
   int fd() const noexcept {
-    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::fd()");
+    REACTOR_CHECK_LOOP_THREAD(loop(), "Connection::fd()");
     return socket_.fd();
   }
   /// Thread rule: any thread.
-  Reactor& loop() const noexcept { return loop_; }
+  Reactor& loop() const noexcept { return *shared_->loop; }
   /// set_idle_timeout() and set_deadline() change it.
-  const Options& options() const noexcept {
-    REACTOR_CHECK_LOOP_THREAD(loop_, "Connection::options()");
-    return options_;
-  }
+  const Options& options() const noexcept;
 
  private:
   struct Key {};
 
  public:
   /// For std::make_shared inside make() only: `Key` is private, so use make().
-  Connection(Key, Reactor& loop, Socket socket, Options options);
+  Connection(Key, Reactor& loop, Socket socket, const Options& options)
+      : Connection(loop, std::move(socket), options) {}
+
+ protected:
+  /// For a derived class (see the file comment): wraps a connected, non-blocking socket as
+  /// make() does. Hold the object in a std::shared_ptr before start().
+  Connection(Reactor& loop, Socket socket, const Options& options);
+
+  /// Bytes arrived and are in `input` (input()). Default: calls the on_data() callback.
+  virtual void data_event(Buffer& input);
+  /// The peer shut down its writing side (on_eof()). Return true to keep the connection open
+  /// (you may still send, then shutdown() or close()), false to have queued output flushed
+  /// and the connection closed with CloseReason::eof. Default: calls the on_eof() callback
+  /// and returns true if one is set, false otherwise.
+  virtual bool eof_event();
+  /// Queued output reached the high watermark (on_high_watermark()). Default: the callback.
+  virtual void high_watermark_event();
+  /// Queued output fell back to the low watermark (on_low_watermark()). Default: the callback.
+  virtual void low_watermark_event();
+  /// Exactly once, last. Default: drops the other callbacks (they often hold a reference to
+  /// this connection), then calls the on_close() callback.
+  virtual void close_event(CloseReason reason, std::error_code ec);
 
  private:
   enum class State : std::uint8_t { open, closing, closed };
 
+  // The Options, immutable and shared by the connections made on one thread with equal
+  // Options and the same loop; never replaced, so loop() is safe from any thread.
+  struct Shared {
+    std::atomic<std::uint32_t> refs{1};
+    Reactor* loop;
+    Options options;
+  };
+  // What few connections use, allocated when first needed: the callbacks, the timers,
+  // Options changed by set_idle_timeout()/set_deadline(), a peer the compact form cannot hold.
+  struct Cold;
+  static Shared* share(Reactor& loop, const Options& options);
+  Cold& cold();
+  void keep_peer();
+  const Options& opts() const noexcept;  // options() without the thread check
+  static void release(Shared* shared) noexcept;
+  void change_options(std::chrono::nanoseconds Options::*field, std::chrono::nanoseconds value);
+  void touch() noexcept;
   void on_io(IoEvents events);
   void handle_read();
   void handle_eof();
@@ -252,36 +294,29 @@ class REACTOR_API Connection : public std::enable_shared_from_this<Connection> {
   void update_interest();
   void finish_shutdown();
   void teardown(CloseReason reason, std::error_code ec);
-  void report_close();
 
-  Reactor& loop_;
-  Socket socket_;
-  Options options_;
+  Shared* shared_;
+  std::unique_ptr<Cold> cold_;
   Buffer input_;
   Buffer output_;
-  Address peer_;
   IoWatcher watcher_;
-  Timer idle_timer_;
-  Timer deadline_timer_;
-  Reactor::Clock::time_point last_activity_{};
-
-  DataHandler on_data_;
-  CloseHandler on_close_;
-  Handler on_eof_;
-  Handler on_high_;
-  Handler on_low_;
-
+  // The peer: IPv4, IPv6 or an unnamed Unix socket here (the port in network byte order);
+  // any other in the cold block. Loose members, not a struct: the flags below fill the gap.
+  unsigned char peer_ip_[16];
+  std::uint32_t peer_scope_;
+  std::uint16_t peer_port_;
+  std::uint8_t peer_family_;
   State state_ = State::open;
+  Socket socket_;
   CloseReason close_reason_ = CloseReason::local;
-  std::error_code close_error_;
   Interest interest_ = Interest::none;  // what the watcher asks for now
-  bool started_ = false;
-  bool reading_ = true;
-  bool read_eof_ = false;
-  bool shutdown_requested_ = false;  // shut down writing once the queue is flushed
-  bool write_shut_ = false;
-  bool above_high_ = false;
-  bool aborted_ = false;  // abort(): a reset, never a lingering close
+  bool started_ : 1 = false;
+  bool reading_ : 1 = true;
+  bool read_eof_ : 1 = false;
+  bool shutdown_requested_ : 1 = false;  // shut down writing once the queue is flushed
+  bool write_shut_ : 1 = false;
+  bool above_high_ : 1 = false;
+  bool aborted_ : 1 = false;  // abort(): a reset, never a lingering close
 };
 
 }  // namespace reactor

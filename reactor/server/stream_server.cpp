@@ -4,9 +4,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
-#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -29,7 +29,8 @@ struct Client {
 class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
  public:
   StreamServerImpl(const Address& address, StreamService service, ServerOptions options)
-      : ServerBase(std::move(options)), service_(std::move(service)), sessions_(loops_.size()) {
+      : ServerBase(std::move(options)), service_(std::move(service)) {
+    for (std::size_t w = 0; w < loops_.size(); ++w) sessions_.push_back(Sessions{this, w, {}});
     const Model model = core_.options().model;
     if (is_blocking(model) && !service_.blocking) {
       throw std::invalid_argument(std::string("StreamServer: model ") +
@@ -53,7 +54,11 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
     }
   }
 
-  ~StreamServerImpl() { close(); }
+  ~StreamServerImpl() {
+    close();
+    // Their handlers, kept alive by close_loop(), end with the server.
+    for (auto& s : closed_sessions_) s->handler.reset();
+  }
 
   void serve_forever() {
     if (reuse_port_ && !core_.closed()) {
@@ -75,33 +80,108 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
 
   // Event handlers still open get their on_close here, before server_close returns.
   void close_loop(std::size_t w) noexcept {
-    auto sessions = std::move(sessions_[w]);
-    sessions_[w].clear();
-    for (auto& [conn, session] : sessions) {
+    std::vector<Session*> sessions = std::move(sessions_[w].open);
+    sessions_[w].open.clear();
+    for (Session* s : sessions) {
       // Kept until the server is destroyed: server_close() may run inside one of these
       // handlers, whose caller still holds the session.
-      closed_sessions_.push_back(session);
-      session->connection->on_close(nullptr);
-      session->connection->abort();
-      if (!session->failed) {
+      closed_sessions_.push_back(s->self());
+      s->detached = true;  // its close_event, if the loop runs it, does nothing
+      s->abort();
+      if (!s->failed) {
         try {
-          session->handler->on_close(*session->connection, CloseReason::local, {});
+          s->handler->on_close(*s, CloseReason::local, {});
           core_.count(Outcome::cut);
         } catch (...) {
-          core_.count(core_.fail(session->connection->peer_address(), std::current_exception()));
+          core_.count(core_.fail(s->peer_address(), std::current_exception()));
         }
       }
       core_.budget().release();
     }
   }
 
-  struct Session {
-    std::shared_ptr<Connection> connection;
+  struct Sessions;
+
+  // One connection of the reactor and pool models, its event handler and the server's state
+  // for it, in one allocation: the hooks call the handler.
+  class Session final : public Connection {
+   public:
+    Session(Reactor& loop, Socket socket, const Connection::Options& options, Sessions& home)
+        : Connection(loop, std::move(socket), options), home(&home) {}
+
+    std::shared_ptr<Session> self() {
+      return std::static_pointer_cast<Session>(shared_from_this());
+    }
+
+    Sessions* home;
     std::unique_ptr<EventHandler> handler;
-    bool failed = false;   // the peer's address is connection->peer_address(): not kept twice
-    bool cut = false;      // aborted at the drain deadline
-    bool closing = false;  // closed gracefully by the drain
+    std::uint32_t index = 0;  // in home->open
+    bool failed = false;      // the peer's address is peer_address(): not kept twice
+    bool cut = false;         // aborted at the drain deadline
+    bool closing = false;     // closed gracefully by the drain
+    bool detached = false;    // server_close() has given the handler its on_close
+
+   protected:
+    void data_event(Buffer& input) override {
+      home->server->guard(*this, [&] { handler->on_data(*this, input); });
+    }
+    bool eof_event() override {
+      home->server->guard(*this, [&] { handler->on_eof(*this, input()); });
+      return true;
+    }
+    void high_watermark_event() override {
+      home->server->guard(*this, [&] { handler->on_high_watermark(*this); });
+    }
+    void low_watermark_event() override {
+      home->server->guard(*this, [&] { handler->on_low_watermark(*this); });
+    }
+    void close_event(CloseReason reason, std::error_code ec) override {
+      if (detached) return;
+      home->server->session_closed(*this, reason, ec);
+    }
   };
+
+  // The sessions of one loop, unordered; a session knows its index.
+  struct Sessions {
+    StreamServerImpl* server;
+    std::size_t w;
+    std::vector<Session*> open;
+
+    void make_room() {
+      if (open.size() == open.capacity()) open.reserve(std::max<std::size_t>(16, 2 * open.size()));
+    }
+    void add(Session& s) noexcept {
+      s.index = static_cast<std::uint32_t>(open.size());
+      open.push_back(&s);
+    }
+    void remove(Session& s) noexcept {
+      if (s.index >= open.size() || open[s.index] != &s) return;  // close_loop took it
+      open[s.index] = open.back();
+      open[s.index]->index = s.index;
+      open.pop_back();
+    }
+    std::vector<std::shared_ptr<Session>> copy() const {
+      std::vector<std::shared_ptr<Session>> all;
+      all.reserve(open.size());
+      for (Session* s : open) all.push_back(s->self());
+      return all;
+    }
+  };
+
+  void session_closed(Session& s, CloseReason reason, std::error_code ec) {
+    if (!s.failed) {
+      guard(s, [&] { s.handler->on_close(s, reason, ec); });
+      core_.count(reason == CloseReason::timeout ? Outcome::timeout
+                  : s.failed                     ? Outcome::error
+                  : s.cut                        ? Outcome::cut
+                                                 : Outcome::handled);
+    }
+    const std::size_t w = s.home->w;
+    sessions_[w].remove(s);
+    if (!s.detached) s.handler.reset();  // as its end: nothing calls it any more
+    release_slot();
+    if (!drains_.empty() && drains_[w].on && sessions_[w].open.empty()) end_drain(w);
+  }
 
   // Per loop, while shutdown() drains it.
   struct Drain {
@@ -119,7 +199,7 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
     if (loops_[w]->source) switch_source(*loops_[w]->source, false);
     loops_[w]->admission.clear();
     sweep(w);
-    if (sessions_[w].empty()) {
+    if (sessions_[w].open.empty()) {
       end_drain(w);
       return;
     }
@@ -131,11 +211,9 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
   // A connection with no request in progress (nothing unread, the handler not busy) closes
   // gracefully: Connection::close() flushes what is queued and then sends FIN.
   void sweep(std::size_t w) {
-    std::vector<std::shared_ptr<Session>> open;
-    for (auto& [conn, session] : sessions_[w]) open.push_back(session);
-    for (auto& s : open) {
+    for (auto& s : sessions_[w].copy()) {
       if (s->closing || s->failed) continue;
-      Connection& c = *s->connection;
+      Connection& c = *s;
       bool busy = !c.input().empty();
       if (!busy) guard(*s, [&] { busy = s->handler->busy(c); });
       if (busy || s->failed) continue;
@@ -145,11 +223,9 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
   }
 
   void cut(std::size_t w) {
-    std::vector<std::shared_ptr<Session>> open;
-    for (auto& [conn, session] : sessions_[w]) open.push_back(session);
-    for (auto& s : open) {
+    for (auto& s : sessions_[w].copy()) {
       s->cut = true;
-      s->connection->abort();
+      s->abort();
     }
   }
 
@@ -290,42 +366,24 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
       release_slot();
       return;
     }
-    auto session = std::make_shared<Session>();
+    std::shared_ptr<Session> session;
     try {
       const ServerOptions& o = core_.options();
-      session->connection = Connection::make(core_.loop(w), std::move(socket),
-                                             o.connection.with_idle_timeout(o.idle_timeout));
+      session =
+          std::make_shared<Session>(core_.loop(w), std::move(socket),
+                                    o.connection.with_idle_timeout(o.idle_timeout), sessions_[w]);
       session->handler = service_.events();
+      sessions_[w].make_room();  // add() below cannot throw
     } catch (...) {
       core_.count(core_.fail(peer, std::current_exception()));
       release_slot();
       return;
     }
-    Connection& c = *session->connection;
-    Session* s = session.get();
-    c.on_data(
-        [this, s](Connection& c, Buffer& in) { guard(*s, [&] { s->handler->on_data(c, in); }); });
-    c.on_high_watermark(
-        [this, s](Connection& c) { guard(*s, [&] { s->handler->on_high_watermark(c); }); });
-    c.on_low_watermark(
-        [this, s](Connection& c) { guard(*s, [&] { s->handler->on_low_watermark(c); }); });
-    c.on_eof([this, s](Connection& c) { guard(*s, [&] { s->handler->on_eof(c, c.input()); }); });
-    c.on_close([this, w, s](Connection& c, CloseReason reason, std::error_code ec) {
-      if (!s->failed) {
-        guard(*s, [&] { s->handler->on_close(c, reason, ec); });
-        core_.count(reason == CloseReason::timeout ? Outcome::timeout
-                    : s->failed                    ? Outcome::error
-                    : s->cut                       ? Outcome::cut
-                                                   : Outcome::handled);
-      }
-      sessions_[w].erase(&c);  // destroys *s
-      release_slot();
-      if (!drains_.empty() && drains_[w].on && sessions_[w].empty()) end_drain(w);
-    });
-    sessions_[w].emplace(&c, session);
-    if (one_shot_) last_session_ = session->connection;
-    c.start();
-    if (c.open()) guard(*s, [&] { s->handler->on_connect(c); });
+    Session& s = *session;
+    sessions_[w].add(s);
+    if (one_shot_) last_session_ = session;
+    s.start();
+    if (s.open()) guard(s, [&] { s.handler->on_connect(s); });
   }
 
   // A throwing event handler: reported once, its connection closed, serving goes on.
@@ -336,14 +394,14 @@ class StreamServerImpl : public ServerBase<StreamServerImpl, Client, Listener> {
       fn();
     } catch (...) {
       s.failed = true;
-      core_.count(core_.fail(s.connection->peer_address(), std::current_exception()));
-      s.connection->close();
+      core_.count(core_.fail(s.peer_address(), std::current_exception()));
+      s.close();
     }
   }
 
   StreamService service_;
-  std::vector<std::map<Connection*, std::shared_ptr<Session>>> sessions_;  // per loop
-  std::vector<Drain> drains_;  // per loop; reactor and pool models only
+  std::vector<Sessions> sessions_;  // per loop; never resized (sessions point to theirs)
+  std::vector<Drain> drains_;       // per loop; reactor and pool models only
   bool reuse_port_ = false;
   std::size_t next_loop_ = 0;
   std::weak_ptr<Connection> last_session_;
