@@ -101,8 +101,10 @@ void serve_blocking(const Service& service, BlockingStream& stream, const Addres
 
 // reactor, pool: callbacks on one of the server's loops, where nothing may block. Flow
 // control is EventHandler's default: a client that sends without reading our replies is not
-// read until it catches up.
-class EventSession final : public EventHandler {
+// read until it catches up. A handler is made per connection and most connections sit idle,
+// so it keeps only what a unit needs between calls: the service, and a line reader for the
+// line services (EventLines).
+class EventSession : public EventHandler {
  public:
   explicit EventSession(const Service& service) : service_(service) {}
 
@@ -114,55 +116,62 @@ class EventSession final : public EventHandler {
   }
 
   void on_data(Connection& c, Buffer& in) override {
-    switch (service_.unit) {
-      case Unit::connection:
-        break;
-      case Unit::bytes:
-        answer(c, in.view());  // sent from the input buffer itself, then dropped
-        break;
-      case Unit::line: {
-        // A partial line waits for its end, up to the limit a blocking handler has too.
-        std::error_code ec;
-        for (std::string_view line; !(line = lines_.peek(in, ec)).empty();) {
-          answer(c, line);
-          in.consume(line.size());
-        }
-        if (ec) throw std::system_error(ec, "line");
-        return;
-      }
-    }
+    if (service_.unit == Unit::bytes) answer(c, in.view());  // sent from the input itself
     in.consume(in.size());
   }
 
   void on_eof(Connection& c, Buffer& in) override {
-    // As with read_line(), a last line without '\n' still counts.
-    if (service_.unit == Unit::line) {
-      std::error_code ec;
-      for (std::string_view line; !(line = lines_.peek_at_eof(in, ec)).empty();) {
-        answer(c, line);
-        in.consume(line.size());
-      }
-      if (ec) throw std::system_error(ec, "line");
-    }
     in.consume(in.size());
     EventHandler::on_eof(c, in);  // flush, then close
+  }
+
+ protected:
+  void answer(Connection& c, std::string_view unit) {
+    ToConnection out(c);
+    service_.reply(unit, c.peer_address(), out);
   }
 
  private:
   class ToConnection final : public Reply {
    public:
-    Connection* connection = nullptr;
-    void send(std::string_view bytes) override { connection->send(bytes); }
+    explicit ToConnection(Connection& c) : connection_(c) {}
+    void send(std::string_view bytes) override { connection_.send(bytes); }
+
+   private:
+    Connection& connection_;
   };
 
-  void answer(Connection& c, std::string_view unit) {
-    out_.connection = &c;
-    service_.reply(unit, c.peer_address(), out_);
+  const Service& service_;
+};
+
+class EventLines final : public EventSession {
+ public:
+  using EventSession::EventSession;
+
+  void on_data(Connection& c, Buffer& in) override {
+    // A partial line waits for its end, up to the limit a blocking handler has too.
+    std::error_code ec;
+    for (std::string_view line; !(line = lines_.peek(in, ec)).empty();) {
+      answer(c, line);
+      in.consume(line.size());
+    }
+    if (ec) throw std::system_error(ec, "line");
   }
 
-  const Service& service_;
+  void on_eof(Connection& c, Buffer& in) override {
+    // As with read_line(), a last line without '\n' still counts.
+    std::error_code ec;
+    for (std::string_view line; !(line = lines_.peek_at_eof(in, ec)).empty();) {
+      answer(c, line);
+      in.consume(line.size());
+    }
+    if (ec) throw std::system_error(ec, "line");
+    in.consume(in.size());
+    EventHandler::on_eof(c, in);  // flush, then close
+  }
+
+ private:
   LineReader lines_{BlockingStream::kDefaultMaxLine};
-  ToConnection out_;
 };
 
 }  // namespace
@@ -184,7 +193,10 @@ StreamService stream_service(const Service& service) {
   return {stream_handler([&service](BlockingStream& stream, const Address& client) {
             serve_blocking(service, stream, client);
           }),
-          EventHandlerFactory([&service] { return std::make_unique<EventSession>(service); })};
+          EventHandlerFactory([&service]() -> std::unique_ptr<EventHandler> {
+            if (service.unit == Unit::line) return std::make_unique<EventLines>(service);
+            return std::make_unique<EventSession>(service);
+          })};
 }
 
 DatagramHandler datagram_service(const Service& service) {

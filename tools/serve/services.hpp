@@ -43,14 +43,15 @@ class Reply {
   /// call, so a view of the input will do: echo sends what arrived without a copy of its own.
   virtual void send(std::string_view bytes) = 0;
   /// Memory to build a reply in, kept from unit to unit, so that a transform need not
-  /// allocate for every message.
-  std::string& scratch() noexcept { return scratch_; }
+  /// allocate for every message. One per thread, not per connection: a reply is built and
+  /// sent within one call, and ten thousand idle connections should not each keep one.
+  static std::string& scratch() noexcept {
+    thread_local std::string text;
+    return text;
+  }
 
  protected:
   ~Reply() = default;
-
- private:
-  std::string scratch_;
 };
 
 struct Service {
