@@ -4,7 +4,6 @@
 // per fd watched, on every backend. The figure is measured between 1,000 and 9,000 watched
 // eventfds, so that what every loop holds once (the bounded batch, the first chunks) is
 // already paid for; the handler is a lambda small enough to sit in the loop's own slot.
-#include <malloc.h>
 #include <sys/eventfd.h>
 
 #include <cstddef>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "reactor/core/reactor.hpp"
+#include "tests/support/allocators.hpp"
 #include "tests/support/backends.hpp"
 #include "tests/support/fds.hpp"
 #include "tests/support/sanitizers.hpp"
@@ -28,12 +28,6 @@ using reactor::test::Fd;
 
 constexpr std::size_t kFirst = 1000;
 constexpr std::size_t kTotal = 9000;
-
-// Heap in use: the arenas' allocated chunks plus mmap()ed blocks (big vectors).
-std::size_t heap_in_use() {
-  const struct mallinfo2 m = ::mallinfo2();
-  return m.uordblks + m.hblkhd;
-}
 
 class WatchMemoryTest : public reactor::test::BackendTest {
  protected:
@@ -69,10 +63,10 @@ TEST_P(WatchMemoryTest, EachWatchedFdCostsAtMostItsBound) {
     };
     for (std::size_t i = 0; i < kFirst; ++i) watch(i);
     loop.run_once(std::chrono::nanoseconds{0});
-    const std::size_t before = heap_in_use();
+    const std::size_t before = reactor::test::heap_in_use();
     for (std::size_t i = kFirst; i < kTotal; ++i) watch(i);
     loop.run_once(std::chrono::nanoseconds{0});
-    const std::size_t after = heap_in_use();
+    const std::size_t after = reactor::test::heap_in_use();
     const double per_fd =
         static_cast<double>(after > before ? after - before : 0) / (kTotal - kFirst);
     std::cout << "[ figure   ] " << backend() << ": " << per_fd

@@ -12,7 +12,6 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -39,6 +38,7 @@
 
 #include "reactor/net/buffer.hpp"
 #include "reactor/net/socket.hpp"
+#include "tests/support/allocators.hpp"
 #include "tests/support/errors.hpp"
 #include "tests/support/fds.hpp"
 #include "tests/support/io.hpp"
@@ -1049,13 +1049,6 @@ TEST_P(BlockingStreamTest, BlockingSocketIsMadeNonBlocking) {
   EXPECT_LT(ms_since(t0), 2000.0);
 }
 
-/// Bytes malloc has handed out and not taken back, heap and mmap'ed chunks both (a large
-/// table is mmap'ed and does not show in uordblks alone).
-std::size_t heap_in_use() {
-  const struct mallinfo2 m = ::mallinfo2();
-  return m.uordblks + m.hblkhd;
-}
-
 /// `fd` moved to the lowest free number at or above `at`; -1 if there is none.
 int move_fd_up(int fd, int at) {
   const int high = ::fcntl(fd, F_DUPFD_CLOEXEC, at);
@@ -1077,7 +1070,7 @@ TEST_P(BlockingStreamTest, WaitingOnAHighFdTakesConstantMemory) {
   ASSERT_GT(cancel.get(), kHigh) << std::strerror(errno);
 
   std::error_code timed_out, canceled;
-  const std::size_t before = heap_in_use();
+  const std::size_t before = reactor::test::heap_in_use();
   std::size_t during = 0;
   {
     BlockingStream s(Socket(fd), cancel.get());
@@ -1085,7 +1078,7 @@ TEST_P(BlockingStreamTest, WaitingOnAHighFdTakesConstantMemory) {
     (void)s.read_some(16, timed_out);  // one wait that times out
     signal_cancel(cancel.get());
     (void)s.read_some(16, canceled);  // one wait the cancel fd ends
-    during = heap_in_use();
+    during = reactor::test::heap_in_use();
   }
   EXPECT_TRUE(IsErrc(timed_out, std::errc::timed_out));
   EXPECT_TRUE(IsErrc(canceled, std::errc::operation_canceled));

@@ -1,12 +1,23 @@
 // SPDX-License-Identifier: MIT
 #pragma once
-/// A buffer allocator that fails on demand, installed for a scope.
+/// A buffer allocator that fails on demand, installed for a scope; the heap in use.
+#include <malloc.h>
+
 #include <atomic>
 #include <cstddef>
 
 #include "reactor/net/buffer.hpp"
 
 namespace reactor::test {
+
+/// Bytes malloc has handed out and not taken back, headers included, in every arena: the
+/// arenas' chunks and the blocks mapped on their own (a large table does not show in
+/// uordblks alone). Freed small chunks cached per thread still count, so measure over many
+/// objects. Meaningless under a sanitizer, which brings its own allocator.
+inline std::size_t heap_in_use() {
+  const struct mallinfo2 m = ::mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
 
 /// A buffer allocator that fails on demand: while fail_ is on, every allocation of at least
 /// `fail_from_` bytes returns nullptr (and is counted). Everything else goes to the allocator
