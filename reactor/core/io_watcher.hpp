@@ -49,6 +49,7 @@ class REACTOR_API IoWatcher {
 
  private:
   friend class Reactor;
+  friend struct detail::WatchAccess;
   IoWatcher(detail::LoopRef loop, int fd, std::uint32_t generation) noexcept
       : loop_(std::move(loop)), fd_(fd), generation_(generation) {}
   Reactor* loop() const noexcept { return loop_ ? *loop_ : nullptr; }

@@ -799,4 +799,6 @@ std::size_t Reactor::timer_count() const noexcept {
   return state_->timers.alive_count();
 }
 
+const detail::LoopRef& Reactor::life() const noexcept { return state_->self; }
+
 }  // namespace reactor

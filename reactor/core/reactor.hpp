@@ -69,6 +69,7 @@ namespace reactor {
 namespace detail {
 struct LoopState;
 struct LoopCheck;
+struct WatchAccess;
 }  // namespace detail
 
 /// Called with what was found ready; IoEvents::invalid() means the fd was closed behind the
@@ -255,6 +256,9 @@ class REACTOR_API Reactor {
   friend class Timer;
   friend class SignalWatcher;
   friend struct detail::LoopCheck;
+  friend struct detail::WatchAccess;
+
+  const detail::LoopRef& life() const noexcept;
 
   /// Debug checks: makes the calling thread the owner for a run()/run_once(), or aborts if
   /// another thread owns the loop. Does nothing when the checks are off.

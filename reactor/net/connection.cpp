@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "reactor/net/connection.hpp"
 
+#include "reactor/core/detail/watch_access.hpp"
 #include "reactor/core/handler_call.hpp"
 
 #include <netinet/in.h>
@@ -135,11 +136,13 @@ Connection::Shared* Connection::share(Reactor& loop, const Options& options) {
   if (o.reads_per_iteration == 0) o.reads_per_iteration = 1;
   if (o.read_size == 0) o.read_size = 64 * 1024;
   auto* last = static_cast<Shared*>(last_shared.shared);
-  if (last && last->loop == &loop && last->options == o) {
+  const detail::LoopRef& life = detail::WatchAccess::life(loop);
+  // The same loop, not another one made later at the same address.
+  if (last && last->life == life && last->options == o) {
     last->refs.fetch_add(1, std::memory_order_relaxed);
     return last;
   }
-  auto* made = new Shared{{2}, &loop, o};  // ours and the thread's
+  auto* made = new Shared{{2}, &loop, life, o};  // ours and the thread's
   if (last) release(last);
   last_shared.shared = made;
   last_shared.release = [](void* p) { release(static_cast<Shared*>(p)); };
@@ -205,7 +208,7 @@ void Connection::keep_peer() {
 
 // The watcher stops before the socket closes: the loop must never see the number reused.
 Connection::~Connection() {
-  watcher_.stop();
+  stop_watching();
   cold_.reset();
   socket_.close();
   release(shared_);
@@ -318,8 +321,11 @@ void Connection::start() {
   // The registration owns the connection: the loop runs a handler from the stack, so the
   // connection outlives its own callbacks without a reference count per event, and a loop
   // destroyed with connections open frees them.
-  watcher_ = loop().watch(
+  IoWatcher watcher = loop().watch(
       socket_.fd(), interest_, [self = shared_from_this()](IoEvents e) { self->on_io(e); }, ec);
+  // Kept as its generation alone (the fd is the socket's, the loop's life is in shared_).
+  watch_generation_ = detail::WatchAccess::release(watcher);
+  watching_ = !ec;
   if (ec) {
     teardown(CloseReason::error, ec);
     return;
@@ -606,11 +612,24 @@ void Connection::update_interest() {
   if (reading_ && state_ == State::open && !read_eof_) want = want | Interest::read;
   if (!output_.empty() && !write_shut_) want = want | Interest::write;
   if (want == interest_) return;
-  if (const std::error_code ec = watcher_.set_interest(want)) {
+  const std::error_code ec =
+      watching_ ? detail::WatchAccess::set_interest(loop(), socket_.fd(), watch_generation_, want)
+                : std::make_error_code(std::errc::bad_file_descriptor);
+  if (ec) {
     teardown(CloseReason::error, ec);
     return;
   }
   interest_ = want;
+}
+
+// As IoWatcher::stop(): the registration goes first (unwatching may drop the loop's
+// reference), and a loop already destroyed is not touched.
+void Connection::stop_watching() noexcept {
+  if (!watching_) return;
+  watching_ = false;
+  if (Reactor* loop = *shared_->life) {
+    detail::WatchAccess::unwatch(*loop, socket_.fd(), watch_generation_);
+  }
 }
 
 void Connection::teardown(CloseReason reason, std::error_code ec) {
@@ -619,7 +638,7 @@ void Connection::teardown(CloseReason reason, std::error_code ec) {
   std::shared_ptr<Connection> keep = shared_from_this();
   state_ = State::closed;
   close_reason_ = reason;
-  watcher_.stop();  // before close(): the loop must never see the number reused under us
+  stop_watching();  // before close(): the loop must never see the number reused under us
   if (cold_) {
     cold_->idle_timer.cancel();
     cold_->deadline_timer.cancel();

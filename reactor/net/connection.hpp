@@ -273,6 +273,7 @@ class REACTOR_API Connection : public std::enable_shared_from_this<Connection> {
   struct Shared {
     std::atomic<std::uint32_t> refs{1};
     Reactor* loop;
+    detail::LoopRef life;  // *life is null once the loop is destroyed
     Options options;
   };
   // What few connections use, allocated when first needed: the callbacks, the timers,
@@ -294,12 +295,13 @@ class REACTOR_API Connection : public std::enable_shared_from_this<Connection> {
   void update_interest();
   void finish_shutdown();
   void teardown(CloseReason reason, std::error_code ec);
+  void stop_watching() noexcept;
 
   Shared* shared_;
   std::unique_ptr<Cold> cold_;
   Buffer input_;
   Buffer output_;
-  IoWatcher watcher_;
+  std::uint32_t watch_generation_ = 0;  // the loop's registration while watching_
   // The peer: IPv4, IPv6 or an unnamed Unix socket here (the port in network byte order);
   // any other in the cold block. Loose members, not a struct: the flags below fill the gap.
   unsigned char peer_ip_[16];
@@ -316,7 +318,8 @@ class REACTOR_API Connection : public std::enable_shared_from_this<Connection> {
   bool shutdown_requested_ : 1 = false;  // shut down writing once the queue is flushed
   bool write_shut_ : 1 = false;
   bool above_high_ : 1 = false;
-  bool aborted_ : 1 = false;  // abort(): a reset, never a lingering close
+  bool aborted_ : 1 = false;   // abort(): a reset, never a lingering close
+  bool watching_ : 1 = false;  // registered with the loop (watch_generation_)
 };
 
 }  // namespace reactor

@@ -2,13 +2,13 @@
 // What an idle connection costs in heap, so that it cannot creep back up.
 //
 // - A Connection made by make() is one allocation (object and shared_ptr control block) of
-//   at most 160 bytes of heap, counting the malloc header; start() adds only the loop's
+//   at most 144 bytes of heap, counting the malloc header; start() adds only the loop's
 //   registration (its handler, holding a shared_ptr, is stored in the slot). An idle connection
 //   holds no buffer memory, also after traffic, and connections made on one thread with
 //   equal Options share them.
 // - Through a StreamServer (reactor model, an echo EventHandler), a connected idle client
 //   costs the server, beyond what a bare registration of its socket costs the loop (per-fd
-//   tables), at most the connection and the server's state for it in one allocation of 176
+//   tables), at most the connection and the server's state for it in one allocation of 160
 //   bytes, and the 32-byte handler the factory makes. On epoll and poll the whole is pinned
 //   where it stands (kPerConnectionTotal).
 //
@@ -60,14 +60,14 @@ namespace su = reactor::test;
 
 long heap() { return static_cast<long>(su::heap_in_use()); }
 
-constexpr long kConnectionChunk = 160;  // make(): object + control block
-constexpr long kSessionChunk = 176;     // connection + server state
+constexpr long kConnectionChunk = 144;  // make(): object + control block
+constexpr long kSessionChunk = 160;     // connection + server state
 constexpr long kHandlerChunk = 32;      // the echo EventHandler
 // The whole cost of an idle connection on epoll and poll, the loop's tables included, pinned
-// where it stands (295 and 287 bytes when this was written) so that it cannot creep back.
-// The goal is 256: the session chunk (176) and the handler (32) leave 48 for the loop's
+// where it stands (279 and 271 bytes when this was written) so that it cannot creep back.
+// The goal is 256: the session chunk (160) and the handler (32) leave 64 for the loop's
 // tables, which a bare registration here exceeds because its fds are spread out.
-constexpr long kPerConnectionTotal = 304;
+constexpr long kPerConnectionTotal = 288;
 
 class ConnectionBudgetTest : public su::BackendTest {
  protected:
@@ -198,7 +198,7 @@ TEST_P(ConnectionBudgetTest, FlushedOutputIsGivenBack) {
 
 // The sizes the budgets are made of.
 TEST(ConnectionSizeTest, ConnectionObjectFitsItsBudget) {
-  EXPECT_LE(static_cast<long>(sizeof(Connection)), 128);
+  EXPECT_LE(static_cast<long>(sizeof(Connection)), 112);
 }
 
 /// An echo handler that counts the connections it was told about (static: the object stays
