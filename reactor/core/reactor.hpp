@@ -163,6 +163,8 @@ class REACTOR_API Reactor {
     if (ec) throw_watch_error(ec, fd);
     return w;
   }
+  /// As above, with the error in `ec` instead of thrown (and an empty watcher returned);
+  /// building the handler may still throw std::bad_alloc.
   template <class F>
   requires detail::IoHandlerObject<F> IoWatcher watch(int fd, Interest interest, F&& handler,
                                                       std::error_code& ec) {
