@@ -148,29 +148,26 @@ class EventLines final : public EventSession {
  public:
   using EventSession::EventSession;
 
-  void on_data(Connection& c, Buffer& in) override {
-    // A partial line waits for its end, up to the limit a blocking handler has too.
-    std::error_code ec;
-    for (std::string_view line; !(line = lines_.peek(in, ec)).empty();) {
-      answer(c, line);
-      in.consume(line.size());
-    }
-    if (ec) throw std::system_error(ec, "line");
-  }
+  // A partial line waits for its end, up to the limit a blocking handler has too.
+  void on_data(Connection& c, Buffer& in) override { answer_lines(c, in, false); }
 
   void on_eof(Connection& c, Buffer& in) override {
-    // As with read_line(), a last line without '\n' still counts.
-    std::error_code ec;
-    for (std::string_view line; !(line = lines_.peek_at_eof(in, ec)).empty();) {
-      answer(c, line);
-      in.consume(line.size());
-    }
-    if (ec) throw std::system_error(ec, "line");
+    answer_lines(c, in, true);  // as with read_line(), a last line without '\n' still counts
     in.consume(in.size());
     EventHandler::on_eof(c, in);  // flush, then close
   }
 
  private:
+  void answer_lines(Connection& c, Buffer& in, bool at_eof) {
+    std::error_code ec;
+    for (std::string_view line;
+         !(line = at_eof ? lines_.peek_at_eof(in, ec) : lines_.peek(in, ec)).empty();) {
+      answer(c, line);
+      in.consume(line.size());
+    }
+    if (ec) throw std::system_error(ec, "line");
+  }
+
   LineReader lines_{BlockingStream::kDefaultMaxLine};
 };
 
